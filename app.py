@@ -1,0 +1,73 @@
+"""Serve the mpdash dashboard: ``python app.py [--host H] [--port P] [--open] [--hz N]``."""
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import socket
+import sys
+import webbrowser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="app.py", description="Serve the mpdash dashboard.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
+    parser.add_argument("--open", action="store_true", help="open the page in a browser")
+    parser.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.hz <= 50:
+        parser.error("--hz must be between 1 and 50")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be between 0 and 65535")
+    return args
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.port and not port_free(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is already in use; "
+              f"choose another with --port", file=sys.stderr, flush=True)
+        return 2
+
+    from mpdash.dashboard import Dashboard
+    from mpdash.web import create_app
+
+    dashboard = Dashboard(hz=args.hz)
+    app = create_app(dashboard)
+    socketio = app.extensions["socketio"]
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    url = f"http://{args.host}:{args.port}"
+    print(f"mpdash serving on {url}  (Ctrl-C to stop)", flush=True)
+    if args.open:
+        webbrowser.open(url)
+    try:
+        socketio.run(app, host=args.host, port=args.port, allow_unsafe_werkzeug=True,
+                     use_reloader=False, log_output=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboard.close()   # every run's processes are gone before we return
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from mpdash.cli import main
+
+sys.exit(main())

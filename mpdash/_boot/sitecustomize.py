@@ -1,0 +1,16 @@
+"""Loaded by every Python process of an mpdash run (this folder is on the run's PYTHONPATH).
+
+It hooks the process into its run (see mpdash/probe.py) before any user or lesson code runs, so
+spawn and forkserver children are traced like forked ones, with no edit of the program.
+"""
+import os
+
+if os.environ.get("MPDASH_EVENTS"):
+    try:
+        from mpdash import probe
+
+        probe.install()
+    except Exception as exc:  # never stop the user's program because the probe failed
+        import sys
+
+        sys.__stderr__.write(f"mpdash: probe not installed: {exc!r}\n")

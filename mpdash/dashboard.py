@@ -1,0 +1,78 @@
+"""The engine assembled: one Hub, one Engine (runs), one Sampler. No Flask here.
+
+The web server, the CLI (``mpdash run``, ``mpdash watch``) and the tests each build one
+``Dashboard`` and talk to it; ``close()`` ends every run and both threads.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import sys
+
+import psutil
+
+from mpdash import lessons
+from mpdash.runs import Engine
+from mpdash.sampler import Sampler
+from mpdash.state import Hub, Limits
+
+__all__ = ["Dashboard"]
+
+
+class Dashboard:
+    def __init__(self, limits: Limits | None = None, hz: float = 10.0):
+        if not 1 <= hz <= 50:
+            raise ValueError("sample rate must be between 1 and 50 Hz")
+        self.hub = Hub(limits or Limits(), sample_hz=hz)
+        self.sampler = Sampler(self.hub, live_pids=lambda: self.engine.live_pids(),
+                               on_over_memory=lambda run_id, why: self.engine.request_stop(run_id, why),
+                               hz=hz)
+        self.engine = Engine(self.hub, on_birth=self.sampler.poke)
+        self.sampler.start()
+        self._closed = False
+
+    @property
+    def limits(self) -> Limits:
+        return self.hub.limits
+
+    def system(self) -> dict:
+        return {
+            "cores": psutil.cpu_count() or os.cpu_count(),
+            "cpu_model": _cpu_model(),
+            "memory_bytes": psutil.virtual_memory().total,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "start_methods": multiprocessing.get_all_start_methods(),
+            "limits": self.limits.to_json(),
+            "sample_hz": self.hub.sample_hz,
+            "cgroups": False,
+            "subreaper": self.engine.subreaper,
+        }
+
+    def lessons(self) -> list[dict]:
+        return [lesson.to_json() for lesson in lessons.catalog().values()]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.shutdown()
+        self.sampler.stop()
+
+    def __enter__(self) -> "Dashboard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

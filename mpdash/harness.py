@@ -1,0 +1,89 @@
+"""The main program of one lesson run: ``python -m mpdash.harness MODULE PARAMS_JSON``.
+
+The server starts this in a clean interpreter, in its own process group, once per run — exactly
+like running the tutorial's example as a script. The probe (loaded by ``sitecustomize`` before
+this module) already reports births, exits and output; the harness adds the lesson's result,
+its findings and the traceback if the lesson's main raises.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import traceback
+
+from mpdash import probe
+
+_main_pid = os.getpid()
+
+
+class RunContext:
+    """What a lesson's ``main(ctx, **params)`` may use besides plain multiprocessing."""
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    def finding(self, key: str, value, text: str, unit: str | None = None) -> None:
+        """A measured fact of this run, stated in one sentence that contains the number."""
+        probe.send({"k": "finding", "key": key, "value": value, "text": text, "unit": unit})
+
+    def mark(self, label: str, **detail) -> None:
+        """A named instant (e.g. "threads start"), so the server can cut its metrics into phases."""
+        probe.send({"k": "mark", "label": label, "detail": detail})
+
+    def event(self, kind: str, **fields) -> None:
+        """A lesson-specific event (same shape as the traced ones)."""
+        probe.send({"k": "event", "kind": kind, **fields})
+
+    @contextlib.contextmanager
+    def untraced(self, why: str):
+        """Run a timing-sensitive section without tracing, and say so in the run's events."""
+        self.mark("untraced", why=why)
+        try:
+            from mpdash import tracing
+            pause = tracing.paused()
+        except (ImportError, AttributeError):
+            pause = contextlib.nullcontext()
+        with pause:
+            yield
+        self.mark("traced")
+
+
+def _on_sigterm(signum, frame):
+    # Forked children inherit this handler: Pool.terminate() SIGTERMs its workers, which must
+    # then die as usual (-15), not take the whole run down with them.
+    if os.getpid() != _main_pid:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def main(argv: list[str]) -> int:
+    module_name, params = argv[0], json.loads(argv[1])
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    module = importlib.import_module(module_name)
+    lesson = module.LESSON
+    if "start_method" in params:
+        multiprocessing.set_start_method(params["start_method"], force=True)
+    try:
+        result = lesson.main(RunContext(params), **params)
+    except BaseException:
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        probe.send({"k": "error", "text": text[-4000:]})
+        return 1
+    probe.send({"k": "result", "value": result})
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    # Returning (not os._exit) lets multiprocessing's atexit hook terminate daemonic children
+    # and join the others, as it would for the tutorial's script.
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,36 @@
+"""The web layer: translates between HTTP / Socket.IO and the Dashboard. Owns no logic."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from mpdash.dashboard import Dashboard
+
+__all__ = ["create_app"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def create_app(dashboard: Dashboard | None = None, test_config: dict | None = None) -> Flask:
+    """Build the Flask app and its SocketIO; ``app.extensions["socketio"]`` serves it."""
+    app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"),
+                static_folder=os.path.join(ROOT, "static"), static_url_path="/static")
+    app.config.from_mapping(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=64 * 1024)
+    if test_config:
+        app.config.update(test_config)
+    app.json.sort_keys = False
+    app.extensions["mpdash"] = dashboard or Dashboard()
+
+    from mpdash.web import api, pages, sockets
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    # cors_allowed_origins=None: python-engineio then accepts only the page's own origin.
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None)
+    sockets.init_app(app, socketio)
+    return app
+
+
+def dashboard_of(app: Flask) -> Dashboard:
+    return app.extensions["mpdash"]

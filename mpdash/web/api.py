@@ -1,0 +1,121 @@
+"""The HTTP API of the contract (docs/API.md): lessons, runs, system."""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, current_app, jsonify, request
+
+from mpdash.lessons import ParamError
+from mpdash.runs import LimitError
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def _dash():
+    return current_app.extensions["mpdash"]
+
+
+def _error(status: int, message: str):
+    return jsonify({"error": message}), status
+
+
+def _run_or_404(run_id: str):
+    run = _dash().hub.get(run_id) if RUN_ID.fullmatch(run_id) else None
+    return run
+
+
+@bp.errorhandler(404)
+def not_found(_):
+    return _error(404, "not found")
+
+
+@bp.errorhandler(405)
+def not_allowed(_):
+    return _error(405, "method not allowed")
+
+
+@bp.errorhandler(413)
+def too_large(_):
+    return _error(413, "request body too large")
+
+
+@bp.get("/lessons")
+def list_lessons():
+    return jsonify(_dash().lessons())
+
+
+@bp.get("/system")
+def system():
+    return jsonify({**_dash().system(), "role": "presenter"})
+
+
+@bp.post("/runs")
+def start_run():
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        return _error(400, "body must be a JSON object: {\"lesson\": id, \"params\": {...}}")
+    unknown = set(body) - {"lesson", "params"}
+    if unknown:
+        return _error(400, f"unknown field {sorted(map(str, unknown))[0][:64]!r}")
+    if "lesson" not in body:
+        return _error(400, "field 'lesson' is required")
+    return _start(body.get("lesson"), body.get("params"))
+
+
+def _start(lesson, params):
+    try:
+        run = _dash().engine.start_lesson(lesson, params)
+    except ParamError as exc:
+        return _error(400, str(exc))
+    except LimitError as exc:
+        return _error(429, str(exc))
+    with _dash().hub.lock:
+        return jsonify(run.to_json()), 201
+
+
+@bp.get("/runs")
+def list_runs():
+    try:
+        limit = int(request.args.get("limit", 50))
+    except ValueError:
+        return _error(400, "'limit' must be a whole number")
+    if not 1 <= limit <= 1000:
+        return _error(400, "'limit' must be between 1 and 1000")
+    before = request.args.get("before")
+    return jsonify(_dash().hub.summaries(limit=limit, before=before))
+
+
+@bp.get("/runs/<run_id>")
+def get_run(run_id):
+    run = _run_or_404(run_id)
+    if run is None:
+        return _error(404, f"no run {run_id[:40]!r}")
+    try:
+        since = int(request.args.get("since", 0))
+    except ValueError:
+        return _error(400, "'since' must be a whole number")
+    with _dash().hub.lock:
+        return jsonify(run.to_json(since=since))
+
+
+@bp.post("/runs/<run_id>/stop")
+def stop_run(run_id):
+    run = _run_or_404(run_id)
+    if run is None:
+        return _error(404, f"no run {run_id[:40]!r}")
+    _dash().engine.stop(run.id)
+    with _dash().hub.lock:
+        return jsonify(run.to_json())
+
+
+@bp.delete("/runs/<run_id>")
+def delete_run(run_id):
+    run = _run_or_404(run_id)
+    if run is None:
+        return _error(404, f"no run {run_id[:40]!r}")
+    if run.live:
+        return _error(409, "the run is still live: stop it first")
+    _dash().hub.remove(run.id)
+    return "", 204
