@@ -81,12 +81,20 @@ def cmd_run(args) -> int:
 
 def _printer(dash):
     """Live lines for a human: births, exits, and what each process printed."""
+    reported_exit: set[int] = set()
+
     def show(name, msg):
         if name == "output":
-            print(f"[{msg['pid']}] {msg['text']}", file=sys.stdout if msg["stream"] == "out" else sys.stderr, flush=True)
-        elif name == "proc" and msg["kind"] in ("start", "exit"):
-            what = "started" if msg["kind"] == "start" else f"ended {msg['end']} ({msg['exitcode']})"
-            print(f"  · {msg['role']} {msg['pid']} {what}", flush=True)
+            stream = sys.stdout if msg["stream"] == "out" else sys.stderr
+            print(f"[{msg['pid']}] {msg['text']}", file=stream, flush=True)
+        elif name == "proc" and msg["kind"] == "start":
+            print(f"  · {msg['role']} {msg['pid']} started", flush=True)
+        elif name == "proc" and msg["kind"] == "exit" and msg["pid"] not in reported_exit:
+            # An exit may be announced before anyone reaped the process; wait for the code.
+            if msg["exitcode"] is not None or msg["end"] == "killed":
+                reported_exit.add(msg["pid"])
+                print(f"  · {msg['role']} {msg['pid']} ended: {msg['end']} "
+                      f"(exit code {msg['exitcode']})", flush=True)
     return show
 
 

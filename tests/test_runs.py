@@ -1,0 +1,146 @@
+"""The run lifecycle through the engine alone (no web): start, watch, end, stop, limits."""
+import os
+import time
+
+import pytest
+
+from mpdash.dashboard import Dashboard
+from mpdash.runs import LimitError
+from mpdash.state import Limits
+from tests.leaks import assert_none_left, run_processes
+
+
+def run_to_end(dashboard, lesson, params=None, timeout=60):
+    run = dashboard.engine.start_lesson(lesson, params or {})
+    dashboard.engine.wait(run.id, timeout=timeout)
+    return run
+
+
+def procs_by_role(run):
+    roles = {}
+    for p in run.processes.values():
+        roles.setdefault(p["role"], []).append(p)
+    return roles
+
+
+def test_pool_map_reproduces_the_tutorial(dashboard):
+    run = run_to_end(dashboard, "pool-map")
+    assert run.state == "finished", run.error
+    assert run.result == [1, 4, 9, 16, 25]
+    roles = procs_by_role(run)
+    assert len(roles["main"]) == 1 and roles["main"][0]["exitcode"] == 0
+    workers = roles["worker"]
+    assert len(workers) == 3
+    main_pid = roles["main"][0]["pid"]
+    for w in workers:
+        assert w["ppid"] == main_pid and w["daemon"] is True and w["start_method"] == "fork"
+        assert w["ended_at"] is not None
+        # `with Pool()` ends idle workers with SIGTERM: terminated, not crashed.
+        assert (w["exitcode"], w["end"]) in ((0, "exit"), (-15, "terminated")), w
+    assert any(l["text"] == "[1, 4, 9, 16, 25]" and l["pid"] == main_pid for l in run.output)
+
+
+@pytest.mark.parametrize("lesson, prefix", [("process-target", "Number: "),
+                                            ("process-subclass", "Process ")])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_each_line_is_labelled_with_the_process_that_printed_it(dashboard, lesson, prefix, method):
+    run = run_to_end(dashboard, lesson, {"start_method": method})
+    assert run.state == "finished", run.error
+    workers = [p for p in run.processes.values() if p["role"] == "worker"]
+    assert len(workers) == 2 and all(w["start_method"] == method for w in workers)
+    assert all((w["exitcode"], w["end"]) == (0, "exit") for w in workers)
+    for w in workers:
+        lines = [l["text"] for l in run.output if l["pid"] == w["pid"]]
+        assert len(lines) == 5 and all(line.startswith(prefix) for line in lines)
+        assert [line.rsplit(" ", 1)[-1] for line in lines] == ["1", "2", "3", "4", "5"]
+    if method != "fork":  # spawn and forkserver need the resource tracker (and the forkserver)
+        helpers = [p for p in run.processes.values() if p["role"] == "helper"]
+        assert helpers and all(h["end"] == "exit" for h in helpers), helpers
+
+
+def test_subclass_names_its_processes(dashboard):
+    run = run_to_end(dashboard, "process-subclass")
+    names = sorted(p["name"] for p in run.processes.values() if p["role"] == "worker")
+    assert names == ["MyProcess-1", "MyProcess-2"]
+
+
+def test_stop_ends_every_process_within_two_seconds(dashboard):
+    run = dashboard.engine.start_lesson("pool-map", {"spin": 5.0, "items": 20})
+    deadline = time.monotonic() + 10
+    while len(run.live_pids()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = run.live_pids()
+    assert len(pids) == 4
+    t0 = time.monotonic()
+    dashboard.engine.stop(run.id)
+    took = time.monotonic() - t0
+    assert run.state == "stopped" and "stopped" in run.error
+    assert took < 2.0
+    assert all(not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+               for pid in pids)
+    assert all(p["end"] == "killed" for p in run.processes.values())
+    assert run_processes(os.getpid()) == []
+
+
+def test_stop_of_an_ended_run_returns_it(dashboard):
+    run = run_to_end(dashboard, "process-target")
+    assert dashboard.engine.stop(run.id).state == "finished"
+
+
+def test_time_limit_stops_the_run():
+    with Dashboard(Limits(run_seconds=0.5)) as dash:
+        run = dash.engine.start_lesson("process-target", {"delay": 1.0, "count": 10})
+        dash.engine.wait(run.id, timeout=10)
+        assert run.state == "stopped" and run.error.startswith("time limit")
+    assert_none_left(os.getpid())
+
+
+def test_concurrent_run_limit_refuses_and_starts_nothing():
+    with Dashboard(Limits(max_runs=1)) as dash:
+        first = dash.engine.start_lesson("process-target", {"delay": 0.5, "count": 10})
+        with pytest.raises(LimitError, match="at most 1 run"):
+            dash.engine.start_lesson("process-target", {})
+        assert len(dash.hub.runs) == 1
+        dash.engine.stop(first.id)
+    assert_none_left(os.getpid())
+
+
+def test_process_limit_stops_a_run_that_grows_past_it():
+    with Dashboard(Limits(max_processes=3)) as dash:
+        run = dash.engine.start_lesson("pool-map", {"workers": 6, "spin": 1.0, "items": 12})
+        dash.engine.wait(run.id, timeout=10)
+        assert run.state == "stopped" and run.error.startswith("process limit")
+    assert_none_left(os.getpid())
+
+
+def test_failing_main_is_failed_with_its_traceback(dashboard, tmp_path):
+    script = tmp_path / "boom.py"
+    script.write_text("print('before')\nraise SystemExit(3)\n")
+    import sys
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=10)
+    assert run.state == "failed" and "code 3" in run.error
+    assert [l["text"] for l in run.output] == ["before"]
+
+
+def test_every_message_has_a_strictly_increasing_seq(dashboard):
+    seen = []
+    dashboard.hub.subscribe(lambda name, msg: seen.append(msg["seq"]))
+    run_to_end(dashboard, "pool-map")
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) and len(seen) > 10
+
+
+def test_since_returns_only_what_changed(dashboard):
+    run = run_to_end(dashboard, "process-target")
+    full = run.to_json()
+    middle = full["output"][4]["seq"]
+    later = run.to_json(since=middle)
+    assert [l["seq"] for l in later["output"]] == [l["seq"] for l in full["output"] if l["seq"] > middle]
+    assert run.to_json(since=run.seq)["output"] == []
+
+
+def test_short_lived_workers_appear_in_a_metrics_frame(dashboard):
+    run = run_to_end(dashboard, "pool-map")
+    sampled = {pid for frame in run.frames for pid in frame["pid"]}
+    workers = {p["pid"] for p in run.processes.values() if p["role"] == "worker"}
+    assert workers & sampled, (workers, sampled)

@@ -1,0 +1,74 @@
+"""Socket.IO with a real client over a real WebSocket against a served app."""
+import time
+
+import pytest
+import requests
+import socketio
+
+
+@pytest.fixture
+def sio(live_server):
+    client = socketio.Client(reconnection=False)
+    received = []
+    for name in ("hello", "run", "proc", "metrics", "output", "event"):
+        client.on(name, (lambda n: lambda data: received.append((n, data)))(name))
+    client.connect(live_server, transports=["websocket"], wait_timeout=10)
+    client.received = received
+    yield client
+    client.disconnect()
+
+
+def wait_until(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_transport_is_websocket_and_hello_comes_first(sio):
+    assert sio.transport() == "websocket"
+    assert wait_until(lambda: sio.received)
+    name, hello = sio.received[0]
+    assert name == "hello"
+    assert {"seq", "system", "lessons", "runs"} <= set(hello) and "pool-map" in hello["lessons"]
+
+
+def test_start_streams_the_whole_run(sio):
+    ack = sio.call("start", {"lesson": "pool-map", "params": {"spin": 0.2}}, timeout=10)
+    assert ack["state"] == "running"
+    run_id = ack["id"]
+    assert wait_until(lambda: any(n == "run" and d["id"] == run_id and d["state"] == "finished"
+                                  for n, d in sio.received))
+    msgs = sio.received
+    seqs = [d["seq"] for _, d in msgs[1:]]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    procs = [d for n, d in msgs if n == "proc" and d["run"] == run_id]
+    starts = {d["pid"] for d in procs if d["kind"] == "start"}
+    exits = {d["pid"]: d for d in procs if d["kind"] == "exit"}
+    assert len(starts) == 4 and set(exits) == starts
+    assert all(e["exitcode"] is not None for e in exits.values())
+    frames = [d for n, d in msgs if n == "metrics"]
+    assert frames and all(len(f["pid"]) == len(f["cpu"]) == len(f["rss"]) == len(f["status"])
+                          for f in frames)
+    assert any(set(f["pid"]) & starts for f in frames)
+    assert any(n == "output" and d["text"] == "[1, 4, 9, 16, 25]" for n, d in msgs)
+
+
+@pytest.mark.parametrize("payload", [None, 3, "pool-map", {"lesson": "nope"},
+                                     {"lesson": "pool-map", "params": {"workers": -1}},
+                                     {"lesson": "pool-map", "params": "x"}])
+def test_bad_start_gets_an_error_ack(sio, payload, dashboard):
+    ack = sio.call("start", payload, timeout=5)
+    assert "error" in ack
+    assert dashboard.hub.runs == {}
+
+
+def test_stop_over_the_socket(sio, live_server):
+    ack = sio.call("start", {"lesson": "process-target", "params": {"delay": 1.0, "count": 20}},
+                   timeout=10)
+    final = sio.call("stop", {"run": ack["id"]}, timeout=10)
+    assert final["state"] == "stopped"
+    assert requests.get(f"{live_server}/api/runs/{ack['id']}").json()["state"] == "stopped"
+    assert "error" in sio.call("stop", {"run": "nope"}, timeout=5)
