@@ -1,4 +1,4 @@
-"""Serve the mpdash dashboard: ``python app.py [--host H] [--port P] [--open] [--hz N]``."""
+"""Serve the mpdash dashboard: ``python app.py [--host H] [--port P] [--open] [--hz N] [--data DIR]``."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=5000, help="port to bind (default 5000)")
     parser.add_argument("--open", action="store_true", help="open the page in a browser")
     parser.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
+    parser.add_argument("--data", metavar="DIR", default=None,
+                        help="where run history is kept, in SQLite (default: instance/)")
     args = parser.parse_args(argv)
     if not 1 <= args.hz <= 50:
         parser.error("--hz must be between 1 and 50")
@@ -47,7 +49,8 @@ def main(argv=None) -> int:
     from mpdash.dashboard import Dashboard
     from mpdash.web import create_app
 
-    dashboard = Dashboard(hz=args.hz)
+    from mpdash.store import DEFAULT_DATA_DIR
+    dashboard = Dashboard(hz=args.hz, data_dir=args.data or DEFAULT_DATA_DIR)
     app = create_app(dashboard)
     socketio = app.extensions["socketio"]
 

@@ -1,8 +1,10 @@
-"""Command line: ``python -m mpdash list | run LESSON [--param k=v]... [--json]``."""
+"""Command line: ``python -m mpdash list | run LESSON [--param k=v]... [--json] [--trace F] [--csv F]
+| watch [options] -- COMMAND...``."""
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from mpdash import lessons
@@ -20,6 +22,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", action="append", default=[], metavar="K=V",
                      help="set a parameter; repeat for several")
     run.add_argument("--json", action="store_true", help="print the whole run object as JSON")
+    run.add_argument("--trace", metavar="FILE",
+                     help="write the run as a Chrome trace (open it in ui.perfetto.dev)")
+    run.add_argument("--csv", metavar="FILE", help="write the run's metrics as CSV")
+    watch = sub.add_parser("watch", help="run your own program as a run and serve the dashboard",
+                           usage="python -m mpdash watch [options] -- COMMAND...")
+    watch.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
+    watch.add_argument("--open", action="store_true", help="open the page in a browser")
+    watch.add_argument("--exit", action="store_true",
+                       help="return when the program ends, with its exit status")
+    watch.add_argument("--json", action="store_true",
+                       help="with --exit: print the run object (the program's output goes to stderr)")
+    watch.add_argument("--data", metavar="DIR", default=None,
+                       help="where run history is kept (default: instance/ of mpdash)")
+    watch.add_argument("--timeout", type=float, default=None, metavar="S",
+                       help="stop the program after S seconds (default: no limit)")
+    watch.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
+    watch.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
+                       help="the program and its arguments, after --")
     return parser
 
 
@@ -65,6 +85,11 @@ def cmd_run(args) -> int:
             dash.engine.stop(run.id, reason="interrupted (Ctrl-C)")
         with dash.hub.lock:
             data = run.to_json()
+    try:
+        _write_exports(data, args.trace, args.csv)
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_BAD_ARGS
     if args.json:
         json.dump(data, sys.stdout, indent=2, default=repr)
         print()
@@ -77,6 +102,31 @@ def cmd_run(args) -> int:
         if data["error"]:
             print(f"error: {data['error']}", file=sys.stderr)
     return EXIT_OK if data["state"] == "finished" else EXIT_RUN_FAILED
+
+
+def _write_exports(data: dict, trace_path: str | None, csv_path: str | None) -> None:
+    from mpdash import export
+    if trace_path:
+        with open(trace_path, "w") as f:
+            json.dump(export.chrome_trace(data), f, default=repr)
+    if csv_path:
+        with open(csv_path, "w", newline="") as f:
+            f.write(export.metrics_csv(data))
+
+
+def cmd_watch(args) -> int:
+    from mpdash.store import DEFAULT_DATA_DIR
+    from mpdash.watch import watch
+    if not 1 <= args.hz <= 50:
+        print("error: --hz must be between 1 and 50", file=sys.stderr)
+        return EXIT_BAD_ARGS
+    if not 0 <= args.port <= 65535:
+        print("error: --port must be between 0 and 65535", file=sys.stderr)
+        return EXIT_BAD_ARGS
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    return watch(args.program, port=args.port, open_browser=args.open, exit_when_done=args.exit,
+                 as_json=args.json, data_dir=args.data or DEFAULT_DATA_DIR,
+                 timeout=args.timeout, hz=args.hz)
 
 
 def _printer(dash):
@@ -104,4 +154,6 @@ def main(argv=None) -> int:
         return cmd_list()
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "watch":
+        return cmd_watch(args)
     return EXIT_BAD_ARGS

@@ -21,10 +21,17 @@ __all__ = ["Dashboard"]
 
 
 class Dashboard:
-    def __init__(self, limits: Limits | None = None, hz: float = 10.0):
+    def __init__(self, limits: Limits | None = None, hz: float = 10.0,
+                 data_dir: str | None = None):
+        """``data_dir``: where run history is kept (SQLite, see store.py); None keeps nothing."""
         if not 1 <= hz <= 50:
             raise ValueError("sample rate must be between 1 and 50 Hz")
         self.hub = Hub(limits or Limits(), sample_hz=hz)
+        self.store = None
+        if data_dir is not None:
+            from mpdash.store import Store
+            self.store = Store(data_dir)
+            self.store.attach(self.hub)   # before any run starts: stored runs come back first
         self.sampler = Sampler(self.hub, live_pids=lambda: self.engine.live_pids(),
                                on_over_memory=lambda run_id, why: self.engine.request_stop(run_id, why),
                                hz=hz)
@@ -59,6 +66,8 @@ class Dashboard:
         self._closed = True
         self.engine.shutdown()
         self.sampler.stop()
+        if self.store is not None:
+            self.store.close()   # after the engine: the runs it just ended are written too
 
     def __enter__(self) -> "Dashboard":
         return self

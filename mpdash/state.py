@@ -150,6 +150,14 @@ class Hub:
             self.runs[run.id] = run
             self.publish("run", {"seq": run.seq, **run.summary()})
 
+    def restore(self, runs: list[Run], seq: int = 0) -> None:
+        """Put back runs loaded from storage (announced to nobody); the sequence goes on after
+        ``seq``, the highest one they used, so a client never sees a number twice."""
+        with self.lock:
+            for run in runs:
+                self.runs[run.id] = run
+            self._seq = max(self._seq, seq)
+
     def get(self, run_id: str) -> Run | None:
         return self.runs.get(run_id)
 

@@ -1,10 +1,12 @@
 """The HTTP API of the contract (docs/API.md): lessons, runs, system."""
 from __future__ import annotations
 
+import json
 import re
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
+from mpdash import export
 from mpdash.lessons import ParamError
 from mpdash.runs import LimitError
 
@@ -110,6 +112,29 @@ def stop_run(run_id):
         return jsonify(run.to_json())
 
 
+@bp.get("/runs/<run_id>/metrics.csv")
+def run_metrics_csv(run_id):
+    run = _run_or_404(run_id)
+    if run is None:
+        return _error(404, f"no run {run_id[:40]!r}")
+    with _dash().hub.lock:
+        data = run.to_json()
+    return Response(export.metrics_csv(data), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="mpdash-{run.id}-metrics.csv"'})
+
+
+@bp.get("/runs/<run_id>/trace.json")
+def run_trace(run_id):
+    run = _run_or_404(run_id)
+    if run is None:
+        return _error(404, f"no run {run_id[:40]!r}")
+    with _dash().hub.lock:
+        data = run.to_json()
+    body = json.dumps(export.chrome_trace(data), separators=(",", ":"), default=repr)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="mpdash-{run.id}-trace.json"'})
+
+
 @bp.delete("/runs/<run_id>")
 def delete_run(run_id):
     run = _run_or_404(run_id)
@@ -117,5 +142,5 @@ def delete_run(run_id):
         return _error(404, f"no run {run_id[:40]!r}")
     if run.live:
         return _error(409, "the run is still live: stop it first")
-    _dash().hub.remove(run.id)
+    _dash().hub.remove(run.id)   # the store, if any, hears run_deleted and deletes it too
     return "", 204

@@ -1,0 +1,183 @@
+"""A run exported for other tools: metrics as CSV, the whole run as a Chrome trace (Perfetto).
+
+Both read a Run's JSON (``Run.to_json()``), so a stored run exports like a live one.
+
+Trace layout (legacy Chrome JSON, which ui.perfetto.dev and chrome://tracing open):
+- one trace process per OS process (``pid``), named ``"<name> [<role>]"``, sorted by birth;
+- its lifetime: a complete event (``X``) on thread ``pid`` with ppid, role, start method, exit
+  code and how it ended in ``args``; IPC events and printed lines are instants (``i``) on it, and
+  a put/send is joined to its get/recv (same ``channel`` and ``msg``) by a flow arrow (``s``/``f``);
+- pool tasks (``task_start``/``task_end`` paired by ``msg``) as ``X`` slices on a second thread
+  of the process named "tasks" (tid ``pid + TASKS_TID``, above any real pid), so they never have
+  to nest inside the lifetime slice when clocks of two processes disagree by a microsecond;
+- CPU % and RSS per process as counters (``C``), the machine's per-core CPU as a counter on the
+  main process; ``ctx.mark`` phases as global instants.
+Timestamps are microseconds since the run's start (``otherData.origin`` holds it in Unix seconds).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+__all__ = ["CSV_COLUMNS", "metrics_csv", "chrome_trace", "TASKS_TID"]
+
+CSV_COLUMNS = ("t", "pid", "cpu_percent", "rss_bytes", "core", "status", "threads")
+TASKS_TID = 1 << 22          # Linux pids are below 2**22 (pid_max's ceiling)
+_FLOW_PAIRS = {"queue_put": "queue_get", "pipe_send": "pipe_recv"}
+_NOT_INSTANTS = {"task_start", "task_end", "mark"}
+
+
+def metrics_csv(run: dict) -> str:
+    """``t,pid,cpu_percent,rss_bytes,core,status,threads``: one row per process per sample."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for frame in run.get("metrics") or []:
+        status = frame.get("status") or ""
+        for i, pid in enumerate(frame.get("pid") or []):
+            writer.writerow((frame["t"], pid, frame["cpu"][i], frame["rss"][i] * 1024,
+                             frame["core"][i], status[i] if i < len(status) else "",
+                             frame["threads"][i]))
+    return out.getvalue()
+
+
+def chrome_trace(run: dict) -> dict:
+    """The run as a Chrome Trace Event Format object (``{"traceEvents": [...], ...}``)."""
+    procs = sorted(run.get("processes") or [], key=lambda p: (p["started_at"] or 0, p["pid"]))
+    events = run.get("events") or []
+    frames = run.get("metrics") or []
+    output = run.get("output") or []
+    marks = run.get("marks") or []
+    times = [run["started_at"]] + [p["started_at"] for p in procs if p["started_at"]]
+    times += [x["t"] for x in (*events, *frames, *output, *marks)]
+    origin = min(times)
+    end_of_run = run.get("ended_at") or max(times + [time.time()])
+    main_pid = next((p["pid"] for p in procs if p["role"] == "main"), procs[0]["pid"] if procs else 0)
+
+    def us(t: float) -> float:
+        return round((t - origin) * 1e6, 3)
+
+    trace: list[dict] = []
+    lifetimes: dict[int, tuple[float, float]] = {}
+    for index, proc in enumerate(procs):
+        pid = proc["pid"]
+        name = proc["name"] or ("MainProcess" if proc["role"] == "main" else f"pid {pid}")
+        label = f"{name} [{proc['role']}{', daemon' if proc['daemon'] else ''}]"
+        start = proc["started_at"] or run["started_at"]
+        end = proc["ended_at"] or end_of_run
+        lifetimes[pid] = (start, end)
+        trace += [
+            {"ph": "M", "name": "process_name", "pid": pid, "tid": pid, "ts": 0,
+             "args": {"name": label}},
+            {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": pid, "ts": 0,
+             "args": {"sort_index": index}},
+            {"ph": "M", "name": "thread_name", "pid": pid, "tid": pid, "ts": 0,
+             "args": {"name": name}},
+            {"ph": "X", "name": name, "cat": "process", "pid": pid, "tid": pid,
+             "ts": us(start), "dur": max(0.0, us(end) - us(start)),
+             "args": {"pid": pid, "ppid": proc["ppid"], "role": proc["role"],
+                      "daemon": proc["daemon"], "orphan": proc["orphan"],
+                      "start_method": proc["start_method"], "exitcode": proc["exitcode"],
+                      "end": proc["end"], "running": proc["ended_at"] is None}},
+        ]
+    trace += _tasks(events, lifetimes, end_of_run, us)
+    trace += _ipc(events, us)
+    for line in output:
+        trace.append({"ph": "i", "s": "t", "name": "print" if line["stream"] == "out" else "stderr",
+                      "cat": "output", "pid": line["pid"], "tid": line["pid"], "ts": us(line["t"]),
+                      "args": {"text": line["text"]}})
+    for mark in marks:
+        trace.append({"ph": "i", "s": "g", "name": str(mark["label"]), "cat": "mark",
+                      "pid": main_pid, "tid": main_pid, "ts": us(mark["t"]),
+                      "args": dict(mark.get("detail") or {})})
+    for frame in frames:
+        ts = us(frame["t"])
+        for i, pid in enumerate(frame["pid"]):
+            trace.append({"ph": "C", "name": "cpu %", "pid": pid, "tid": pid, "ts": ts,
+                          "args": {"cpu_percent": frame["cpu"][i]}})
+            trace.append({"ph": "C", "name": "rss", "pid": pid, "tid": pid, "ts": ts,
+                          "args": {"rss_bytes": frame["rss"][i] * 1024}})
+        if frame.get("cores") and main_pid:
+            trace.append({"ph": "C", "name": "machine cpu % per core", "pid": main_pid,
+                          "tid": main_pid, "ts": ts,
+                          "args": {f"core{c}": v for c, v in enumerate(frame["cores"])}})
+    named = {e["pid"] for e in trace if e["ph"] == "M" and e["name"] == "process_name"}
+    for pid in sorted({e["pid"] for e in trace} - named):   # e.g. an event from an unseen pid
+        trace.append({"ph": "M", "name": "process_name", "pid": pid, "tid": pid, "ts": 0,
+                      "args": {"name": f"pid {pid}"}})
+    return {
+        "traceEvents": trace,
+        "displayTimeUnit": "ms",
+        "otherData": {"run": run["id"], "title": run["title"], "lesson": run["lesson"],
+                      "state": run["state"], "origin": origin, "command": run.get("command"),
+                      "error": run.get("error")},
+    }
+
+
+def _tasks(events: list[dict], lifetimes: dict, end_of_run: float, us) -> list[dict]:
+    """``task_start``/``task_end`` pairs (by ``msg``) as slices on each worker's "tasks" thread."""
+    starts: dict = {}
+    out: list[dict] = []
+    named: set[int] = set()
+
+    def slice_(start: dict, end_t: float, end: dict | None) -> None:
+        pid = start["pid"]
+        tid = pid + TASKS_TID
+        if pid not in named:
+            named.add(pid)
+            out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
+                        "args": {"name": "tasks"}})
+        args = {"msg": start.get("msg"), "channel": start.get("channel"),
+                "detail": start.get("detail")}
+        if end is not None:
+            args["result"] = end.get("detail")
+            args["size"] = end.get("size")
+        else:
+            args["unfinished"] = True
+        out.append({"ph": "X", "name": str(start.get("detail") or f"task {start.get('msg')}"),
+                    "cat": "task", "pid": pid, "tid": tid, "ts": us(start["t"]),
+                    "dur": max(0.0, us(end_t) - us(start["t"])), "args": args})
+
+    for event in events:
+        if event["kind"] == "task_start" and event.get("pid") is not None:
+            starts[(event.get("channel"), event.get("msg"))] = event
+        elif event["kind"] == "task_end":
+            start = starts.pop((event.get("channel"), event.get("msg")), None)
+            if start is None:   # an end that does not repeat the channel: its msg alone
+                key = next((k for k in starts if k[1] == event.get("msg")), None)
+                start = starts.pop(key) if key is not None else None
+            if start is not None:
+                slice_(start, event["t"], event)
+    for start in starts.values():   # a worker that died mid-task: the slice ends with it
+        slice_(start, lifetimes.get(start["pid"], (0, end_of_run))[1], None)
+    return out
+
+
+def _ipc(events: list[dict], us) -> list[dict]:
+    """IPC and other events as instants; each put/send joined to its get/recv by a flow."""
+    out: list[dict] = []
+    senders: dict = {}
+    flow_id = 0
+    for event in events:
+        kind, pid = event["kind"], event.get("pid")
+        if kind in _NOT_INSTANTS or pid is None:
+            continue
+        args = {k: v for k, v in event.items() if k not in ("seq", "run", "t", "pid", "kind")}
+        ts = us(event["t"])
+        out.append({"ph": "i", "s": "t", "name": kind, "cat": "ipc", "pid": pid, "tid": pid,
+                    "ts": ts, "args": args})
+        key = (event.get("channel"), event.get("msg"))
+        if event.get("msg") is None:
+            continue
+        if kind in _FLOW_PAIRS:
+            senders[(_FLOW_PAIRS[kind], *key)] = (pid, ts)
+        elif (kind, *key) in senders:
+            from_pid, from_ts = senders.pop((kind, *key))
+            flow_id += 1
+            name = f"{event.get('channel') or kind}"
+            out.append({"ph": "s", "id": flow_id, "name": name, "cat": "ipc", "pid": from_pid,
+                        "tid": from_pid, "ts": from_ts})
+            out.append({"ph": "f", "bp": "e", "id": flow_id, "name": name, "cat": "ipc",
+                        "pid": pid, "tid": pid, "ts": max(ts, from_ts)})
+    return out

@@ -1,0 +1,326 @@
+"""Run history that survives a restart: runs, processes, output, events and metrics in SQLite.
+
+One writer thread owns the database. The Hub listener only enqueues (it is called under the hub
+lock, on the supervisor's and the sampler's threads): it names the run that changed. Every
+``FLUSH_PERIOD`` the writer copies, under the hub lock, what each changed run gained since its
+last copy (every item carries its ``seq``, so "newer than the sequence number at the last copy"
+is exact and cheap: a backwards scan of each deque) and writes it in one transaction.
+
+Metrics are pulled from ``Run.frames`` rather than taken from ``metrics`` messages: a message holds
+every run's processes, and it is only pushed while someone watches; the run's own frames are
+always kept. Live runs are therefore copied at every period, changed or not.
+
+On start, every stored run is loaded back into the Hub. A run stored as live was cut short by a
+server that died without ending it: it is loaded as ``failed``, saying so, with what was recorded.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+
+from mpdash.state import Hub, Run
+
+__all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "DEFAULT_DATA_DIR"]
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "mpdash.sqlite3"
+# instance/ of the mpdash checkout, whatever the current directory: the server and `watch`
+# started from anywhere share one history.
+DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "instance")
+FLUSH_PERIOD = 0.25      # s: at most this much of a live run is lost if the server is killed
+CRASHED_ERROR = ("the server stopped while this run was live (it was killed or crashed); "
+                 "what the run recorded until then is kept")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, started_at REAL NOT NULL, state TEXT NOT NULL, seq INTEGER NOT NULL,
+    summary TEXT NOT NULL, marks TEXT NOT NULL DEFAULT '[]', output_dropped INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS procs (
+    run TEXT NOT NULL, pid INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run, pid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lines (
+    run TEXT NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, pid INTEGER, stream TEXT NOT NULL,
+    text TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS frames (
+    run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run, seq)) WITHOUT ROWID;
+"""
+_TABLES = ("runs", "procs", "lines", "events", "frames")
+_SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "state", "started_at",
+                   "ended_at", "result", "findings", "error", "seq", "time_limit")
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), default=repr)
+
+
+def _identity(pid: int) -> str:
+    """``pid:start-time``: names a process for as long as it lives, even if its pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return f"{pid}:{int(data[data.rfind(b')') + 2:].split()[19])}"
+    except (OSError, IndexError, ValueError):
+        return f"{pid}:?"
+
+
+def _alive(owner: str) -> bool:
+    pid, _, _ = owner.partition(":")
+    return pid.isdigit() and _identity(int(pid)) == owner
+
+
+def _newer(items, mark: int) -> list:
+    """Items of a seq-ordered deque whose seq is above ``mark``, oldest first."""
+    found = []
+    for item in reversed(items):
+        if item["seq"] <= mark:
+            break
+        found.append(item)
+    found.reverse()
+    return found
+
+
+class Store:
+    """SQLite persistence of a Hub's runs. ``attach(hub)`` loads, subscribes, starts writing."""
+
+    def __init__(self, data_dir: str):
+        os.makedirs(data_dir, exist_ok=True)
+        self.path = os.path.join(data_dir, DB_NAME)
+        # Used by the caller's thread for the load, then only by the writer thread.
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")   # WAL: durable at checkpoints, no fsync per batch
+        self._db.executescript(_SCHEMA)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._hub: Hub | None = None
+        self._marks: dict[str, int] = {}      # run id -> hub seq at its last copy
+        self._live: set[str] = set()          # runs copied at every period until they end
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.owner = _identity(os.getpid())
+        self.batches = 0                      # transactions written
+        self.rows = 0                         # rows written
+        self.write_seconds = 0.0              # time spent inside write transactions
+        self.loaded = 0                       # runs loaded at start
+        self.load_seconds = 0.0
+
+    # ------------------------------------------------------------------------- wiring
+    def attach(self, hub: Hub) -> None:
+        """Load stored runs into ``hub``, then record everything that changes in it."""
+        self._hub = hub
+        runs, max_seq = self.load()
+        hub.restore(runs, max_seq)
+        for run in runs:
+            self._marks[run.id] = max_seq
+        hub.subscribe(self.listener)
+        self._thread = threading.Thread(target=self._loop, name="mpdash-store", daemon=True)
+        self._thread.start()
+
+    def listener(self, name: str, payload: dict) -> None:
+        """Hub listener: called under the hub lock, so it only enqueues."""
+        if name == "run":
+            self._queue.put(("dirty", payload["id"]))
+        elif name in ("output", "event", "proc"):
+            self._queue.put(("dirty", payload["run"]))
+        elif name == "run_deleted":
+            self._queue.put(("delete", payload["id"]))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything that happened before this call is written."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        done = threading.Event()
+        self._queue.put(("flush", done))
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None and self._thread.is_alive():
+            done = threading.Event()
+            self._queue.put(("close", done))
+            done.wait(timeout)
+            self._thread.join(timeout)
+        self._db.close()
+
+    # ------------------------------------------------------------------------- writer thread
+    def _loop(self) -> None:
+        dirty: set[str] = set()
+        deleted: list[str] = []
+        waiters: list[threading.Event] = []
+        closing = False
+        next_write = time.monotonic() + FLUSH_PERIOD
+        while True:
+            timeout = max(0.0, next_write - time.monotonic())
+            try:
+                what, arg = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                what = None
+            if what == "dirty":
+                dirty.add(arg)
+            elif what == "delete":
+                deleted.append(arg)
+            elif what in ("flush", "close"):
+                waiters.append(arg)
+                closing = closing or what == "close"
+            if what is not None and what not in ("flush", "close") and time.monotonic() < next_write:
+                continue
+            try:
+                self._write(dirty | self._live, deleted)
+            except Exception:  # a full disk must not take the server down; keep trying
+                log.exception("storing runs")
+            dirty, deleted = set(), []
+            for done in waiters:
+                done.set()
+            waiters = []
+            if closing:
+                return
+            next_write = time.monotonic() + FLUSH_PERIOD
+
+    def _copy(self, run_ids) -> list[tuple]:
+        """What each run gained since its last copy, taken under the hub lock."""
+        hub = self._hub
+        copies = []
+        with hub.lock:
+            now = hub.seq
+            for run_id in run_ids:
+                run = hub.runs.get(run_id)
+                if run is None:
+                    continue
+                mark = self._marks.get(run_id, 0)
+                summary = run.summary()
+                procs = [dict(p) for p in run.processes.values() if p["seq"] > mark]
+                copies.append((run_id, summary, list(run.marks), run.output_dropped, procs,
+                               _newer(run.output, mark), _newer(run.events, mark),
+                               _newer(run.frames, mark)))
+                self._marks[run_id] = now
+                if run.live:
+                    self._live.add(run_id)
+                else:
+                    self._live.discard(run_id)
+        return copies
+
+    def _write(self, run_ids: set[str], deleted: list[str]) -> None:
+        copies = self._copy(run_ids) if run_ids else []
+        if not copies and not deleted:
+            return
+        started = time.perf_counter()
+        rows = 0
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for run_id, summary, marks, dropped, procs, lines, events, frames in copies:
+                db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                           (run_id, summary["started_at"], summary["state"], summary["seq"],
+                            _dumps(summary), _dumps([list(m) for m in marks]), dropped,
+                            self.owner))
+                db.executemany("INSERT OR REPLACE INTO procs VALUES (?,?,?,?)",
+                               [(run_id, p["pid"], p["seq"], _dumps(p)) for p in procs])
+                db.executemany("INSERT OR IGNORE INTO lines VALUES (?,?,?,?,?,?)",
+                               [(run_id, l["seq"], l["t"], l["pid"], l["stream"], l["text"])
+                                for l in lines])
+                db.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?)",
+                               [(run_id, e["seq"], _dumps(e)) for e in events])
+                db.executemany("INSERT OR IGNORE INTO frames VALUES (?,?,?)",
+                               [(run_id, f["seq"], _dumps(f)) for f in frames])
+                rows += 1 + len(procs) + len(lines) + len(events) + len(frames)
+            for run_id in deleted:
+                for table in _TABLES:
+                    db.execute(f"DELETE FROM {table} WHERE {'id' if table == 'runs' else 'run'} = ?",
+                               (run_id,))
+                self._marks.pop(run_id, None)
+                self._live.discard(run_id)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.batches += 1
+        self.rows += rows
+        self.write_seconds += time.perf_counter() - started
+
+    # ------------------------------------------------------------------------- loading
+    def load(self) -> tuple[list[Run], int]:
+        """Every stored run, oldest first, and the highest seq any of them used.
+
+        A run stored as live is marked ``failed`` (in memory and in the file) with its
+        unfinished processes ended when its last record was made.
+        """
+        started = time.perf_counter()
+        db = self._db
+        runs: dict[str, Run] = {}
+        max_seq = 0
+        for run_id, summary, marks, dropped, state, owner in db.execute(
+                "SELECT id, summary, marks, output_dropped, state, owner FROM runs "
+                "ORDER BY started_at, id"):
+            if state in ("starting", "running") and owner != self.owner and _alive(owner):
+                continue   # another server sharing this folder is running it right now
+            data = json.loads(summary)
+            run = Run(id=run_id, **{k: data.get(k) for k in _SUMMARY_FIELDS if k in data})
+            run.params = run.params or {}
+            run.findings = run.findings or []
+            run.marks = [tuple(m) for m in json.loads(marks)]
+            run.output_dropped = dropped
+            runs[run_id] = run
+            max_seq = max(max_seq, run.seq or 0)
+        for run_id, data in db.execute("SELECT run, data FROM procs ORDER BY run, seq"):
+            run = runs.get(run_id)
+            if run is not None:
+                proc = json.loads(data)
+                run.processes[proc["pid"]] = proc
+                max_seq = max(max_seq, proc["seq"])
+        for run_id, seq, t, pid, stream, text in db.execute(
+                "SELECT run, seq, t, pid, stream, text FROM lines ORDER BY run, seq"):
+            run = runs.get(run_id)
+            if run is not None:
+                run.output.append({"seq": seq, "run": run_id, "t": t, "pid": pid,
+                                   "stream": stream, "text": text})
+                max_seq = max(max_seq, seq)
+        for table, attr in (("events", "events"), ("frames", "frames")):
+            for run_id, seq, data in db.execute(
+                    f"SELECT run, seq, data FROM {table} ORDER BY run, seq"):
+                run = runs.get(run_id)
+                if run is not None:
+                    getattr(run, attr).append(json.loads(data))
+                    max_seq = max(max_seq, seq)
+        crashed = [run for run in runs.values() if run.live]
+        for run in crashed:
+            self._mark_crashed(run)
+        self.loaded = len(runs)
+        self.load_seconds = time.perf_counter() - started
+        return list(runs.values()), max_seq
+
+    def _mark_crashed(self, run: Run) -> None:
+        """Write back a run the previous server left live, as failed, with its end known."""
+        times = [run.started_at]
+        times += [p["started_at"] for p in run.processes.values() if p.get("started_at")]
+        times += [p["ended_at"] for p in run.processes.values() if p.get("ended_at")]
+        for items in (run.output, run.events, run.frames):
+            if items:
+                times.append(items[-1]["t"])
+        run.state, run.ended_at, run.error = "failed", max(times), CRASHED_ERROR
+        for proc in run.processes.values():
+            if proc["ended_at"] is None:
+                proc.update(ended_at=run.ended_at, end="killed")
+        db = self._db
+        db.execute("BEGIN")
+        db.execute("UPDATE runs SET state = ?, summary = ? WHERE id = ?",
+                   (run.state, _dumps(run.summary()), run.id))
+        db.executemany("UPDATE procs SET data = ? WHERE run = ? AND pid = ?",
+                       [(_dumps(p), run.id, p["pid"]) for p in run.processes.values()])
+        db.execute("COMMIT")
+
+    def size_bytes(self) -> int:
+        return sum(os.path.getsize(self.path + suffix) for suffix in ("", "-wal")
+                   if os.path.exists(self.path + suffix))
