@@ -34,6 +34,7 @@ DB_NAME = "mpdash.sqlite3"
 # started from anywhere share one history.
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "instance")
+SCHEMA_VERSION = 1
 FLUSH_PERIOD = 0.25      # s: at most this much of a live run is lost if the server is killed
 CRASHED_ERROR = ("the server stopped while this run was live (it was killed or crashed); "
                  "what the run recorded until then is kept")
@@ -45,13 +46,14 @@ CREATE TABLE IF NOT EXISTS runs (
     owner TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS procs (
     run TEXT NOT NULL, pid INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
-    PRIMARY KEY (run, pid)) WITHOUT ROWID;
+    ord INTEGER NOT NULL, PRIMARY KEY (run, pid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lines (
     run TEXT NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, pid INTEGER, stream TEXT NOT NULL,
     text TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (run, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (run, seq)) WITHOUT ROWID;
@@ -97,11 +99,18 @@ class Store:
     def __init__(self, data_dir: str):
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, DB_NAME)
-        # Used by the caller's thread for the load, then only by the writer thread.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")   # WAL: durable at checkpoints, no fsync per batch
-        self._db.executescript(_SCHEMA)
+        self.moved_aside: str | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            # A damaged file or another layout: keep it aside, say so, start a new history.
+            aside = f"{self.path}.unreadable-{int(time.time())}"
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.path + suffix):
+                    os.replace(self.path + suffix, aside + suffix)
+            log.warning("run history %s could not be read (%s); moved to %s", self.path, exc, aside)
+            self.moved_aside = aside
+            self._db = self._open()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._hub: Hub | None = None
         self._marks: dict[str, int] = {}      # run id -> hub seq at its last copy
@@ -109,11 +118,29 @@ class Store:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.owner = _identity(os.getpid())
+        self._written_seq = -1
         self.batches = 0                      # transactions written
         self.rows = 0                         # rows written
         self.write_seconds = 0.0              # time spent inside write transactions
         self.loaded = 0                       # runs loaded at start
         self.load_seconds = 0.0
+
+    def _open(self) -> sqlite3.Connection:
+        # Used by the caller's thread for the load, then only by the writer thread.
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")   # WAL: durable at checkpoints, no fsync per batch
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if version != SCHEMA_VERSION and (version or tables):
+                raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     # ------------------------------------------------------------------------- wiring
     def attach(self, hub: Hub) -> None:
@@ -189,8 +216,8 @@ class Store:
                 return
             next_write = time.monotonic() + FLUSH_PERIOD
 
-    def _copy(self, run_ids) -> list[tuple]:
-        """What each run gained since its last copy, taken under the hub lock."""
+    def _copy(self, run_ids) -> tuple[list[tuple], int]:
+        """What each run gained since its last copy, taken under the hub lock; and the seq."""
         hub = self._hub
         copies = []
         with hub.lock:
@@ -201,7 +228,8 @@ class Store:
                     continue
                 mark = self._marks.get(run_id, 0)
                 summary = run.summary()
-                procs = [dict(p) for p in run.processes.values() if p["seq"] > mark]
+                procs = [(order, dict(p)) for order, p in enumerate(run.processes.values())
+                         if p["seq"] > mark]     # order: births, as the live run lists them
                 copies.append((run_id, summary, list(run.marks), run.output_dropped, procs,
                                _newer(run.output, mark), _newer(run.events, mark),
                                _newer(run.frames, mark)))
@@ -210,11 +238,11 @@ class Store:
                     self._live.add(run_id)
                 else:
                     self._live.discard(run_id)
-        return copies
+        return copies, now
 
     def _write(self, run_ids: set[str], deleted: list[str]) -> None:
-        copies = self._copy(run_ids) if run_ids else []
-        if not copies and not deleted:
+        copies, seq = self._copy(run_ids if run_ids else ())
+        if not copies and not deleted and seq == self._written_seq:
             return
         started = time.perf_counter()
         rows = 0
@@ -226,8 +254,9 @@ class Store:
                            (run_id, summary["started_at"], summary["state"], summary["seq"],
                             _dumps(summary), _dumps([list(m) for m in marks]), dropped,
                             self.owner))
-                db.executemany("INSERT OR REPLACE INTO procs VALUES (?,?,?,?)",
-                               [(run_id, p["pid"], p["seq"], _dumps(p)) for p in procs])
+                db.executemany("INSERT OR REPLACE INTO procs VALUES (?,?,?,?,?)",
+                               [(run_id, p["pid"], p["seq"], _dumps(p), order)
+                                for order, p in procs])
                 db.executemany("INSERT OR IGNORE INTO lines VALUES (?,?,?,?,?,?)",
                                [(run_id, l["seq"], l["t"], l["pid"], l["stream"], l["text"])
                                 for l in lines])
@@ -242,10 +271,13 @@ class Store:
                                (run_id,))
                 self._marks.pop(run_id, None)
                 self._live.discard(run_id)
+            # The hub's seq also counts frames of no run: keep it, so it never goes back.
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (seq,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._written_seq = seq
         self.batches += 1
         self.rows += rows
         self.write_seconds += time.perf_counter() - started
@@ -264,7 +296,7 @@ class Store:
         for run_id, summary, marks, dropped, state, owner in db.execute(
                 "SELECT id, summary, marks, output_dropped, state, owner FROM runs "
                 "ORDER BY started_at, id"):
-            if state in ("starting", "running") and owner != self.owner and _alive(owner):
+            if state in ("starting", "running") and _alive(owner):
                 continue   # another server sharing this folder is running it right now
             data = json.loads(summary)
             run = Run(id=run_id, **{k: data.get(k) for k in _SUMMARY_FIELDS if k in data})
@@ -274,7 +306,7 @@ class Store:
             run.output_dropped = dropped
             runs[run_id] = run
             max_seq = max(max_seq, run.seq or 0)
-        for run_id, data in db.execute("SELECT run, data FROM procs ORDER BY run, seq"):
+        for run_id, data in db.execute("SELECT run, data FROM procs ORDER BY run, ord"):
             run = runs.get(run_id)
             if run is not None:
                 proc = json.loads(data)
@@ -294,6 +326,8 @@ class Store:
                 if run is not None:
                     getattr(run, attr).append(json.loads(data))
                     max_seq = max(max_seq, seq)
+        row = db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        max_seq = max(max_seq, int(row[0]) if row else 0)
         crashed = [run for run in runs.values() if run.live]
         for run in crashed:
             self._mark_crashed(run)

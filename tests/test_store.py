@@ -1,0 +1,180 @@
+"""Run history in SQLite: survives a restart, a crashed server's live run comes back failed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mpdash.dashboard import Dashboard
+from mpdash.runs import PROJECT_ROOT
+from mpdash.state import Hub, Run
+from mpdash.store import CRASHED_ERROR, DB_NAME, Store
+from tests.leaks import assert_none_left, run_processes
+from tests.test_export import check_csv, check_trace
+
+
+def _without_duration(run: dict) -> dict:
+    return {k: v for k, v in run.items() if k != "duration"}
+
+
+def _app(dash):
+    from mpdash.web import create_app
+    return create_app(dash, {"TESTING": True}).test_client()
+
+
+def test_a_run_survives_a_restart_with_its_exports(tmp_path):
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        run = dash.engine.start_lesson("pool-map", {"workers": 2, "items": 4, "spin": 0.05})
+        dash.engine.wait(run.id, timeout=30)
+        client = _app(dash)
+        before = client.get(f"/api/runs/{run.id}").get_json()
+        csv_before = client.get(f"/api/runs/{run.id}/metrics.csv").get_data(as_text=True)
+        trace_before = client.get(f"/api/runs/{run.id}/trace.json").get_json()
+        last_seq = dash.hub.seq
+    assert_none_left(os.getpid())
+    assert before["state"] == "finished" and before["metrics"] and before["output"]
+
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        client = _app(dash)
+        after = client.get(f"/api/runs/{run.id}").get_json()
+        # Everything the page replays from: processes, output, events, metrics, marks.
+        assert _without_duration(after) == _without_duration(before)
+        assert client.get(f"/api/runs/{run.id}/metrics.csv").get_data(as_text=True) == csv_before
+        assert client.get(f"/api/runs/{run.id}/trace.json").get_json() == trace_before
+        check_csv(csv_before, after)
+        check_trace(trace_before, after)
+        assert [r["id"] for r in client.get("/api/runs").get_json()] == [run.id]
+        # The sequence goes on after the stored one: ?since= stays meaningful.
+        assert dash.hub.seq >= last_seq
+        middle = after["output"][0]["seq"]
+        partial = client.get(f"/api/runs/{run.id}?since={middle}").get_json()
+        assert [l["seq"] for l in partial["output"]] == [l["seq"] for l in after["output"][1:]]
+        # A new run after the restart is stored beside it; then the old one is deleted.
+        second = dash.engine.start_lesson("process-target", {})
+        dash.engine.wait(second.id, timeout=30)
+        assert second.seq > last_seq
+        assert client.delete(f"/api/runs/{run.id}").status_code == 204
+    assert_none_left(os.getpid())
+
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        assert set(dash.hub.runs) == {second.id}
+        assert dash.hub.get(second.id).state == "finished"
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    for table, column in (("runs", "id"), ("procs", "run"), ("lines", "run"),
+                          ("events", "run"), ("frames", "run")):
+        assert db.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?",
+                          (run.id,)).fetchone()[0] == 0
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_without_a_data_dir_nothing_is_stored(dashboard, tmp_path):
+    assert dashboard.store is None
+    assert not any(isinstance(getattr(listener, "__self__", None), Store)
+                   for listener in dashboard.hub._listeners)
+
+
+def test_writes_are_batched_and_live_runs_copied_as_they_go(tmp_path):
+    """Thousands of changes, few transactions; a live run is on disk before it ends."""
+    hub = Hub()
+    store = Store(str(tmp_path))
+    store.attach(hub)
+    try:
+        run = Run(id="rlive", lesson="watch", title="t", params={})
+        hub.add_run(run)
+        hub.set_state(run, "running")
+        proc = hub.upsert_process(run, 4242, role="main", name="MainProcess")
+        hub.publish_proc(run, proc, "start")
+        for i in range(5000):
+            hub.add_output(run, 4242, "out", f"line {i}", time.time())
+        hub.add_frame({"t": time.time(), "cores": [1.0], "pid": [4242], "cpu": [3.0],
+                       "rss": [900], "core": [0], "status": "R", "threads": [1]},
+                      {run.id: [0]}, push=False)     # unpushed frames are stored all the same
+        assert store.flush()
+        assert store.rows >= 5000 + 3
+        assert store.batches < store.rows / 10
+        # Another Store sees the live run's owner (this process) alive: not its run to judge.
+        assert Store(str(tmp_path)).load()[0] == []
+    finally:
+        store.close()
+    assert Store(str(tmp_path)).load()[0] == []
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    with db:
+        db.execute("UPDATE runs SET owner = '99999999:0'")   # a server that is gone
+    db.close()
+    runs, max_seq = Store(str(tmp_path)).load()
+    assert [r.id for r in runs] == ["rlive"]
+    assert max_seq == hub.seq
+    stored = runs[0]
+    # Its owner is gone and never ended it: the run comes back failed.
+    assert stored.state == "failed" and stored.error == CRASHED_ERROR
+    assert len(stored.output) == 5000 and stored.output[-1]["text"] == "line 4999"
+    assert len(stored.frames) == 1 and stored.frames[0]["rss"] == [900]
+    assert stored.processes[4242]["end"] == "killed"
+    assert stored.processes[4242]["ended_at"] == stored.ended_at >= stored.output[-1]["t"]
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stored_live_run(path):
+    if not os.path.exists(path):
+        return None
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT id FROM runs WHERE state = 'running'").fetchone()
+        lines = db.execute("SELECT count(*) FROM lines").fetchone()[0]
+        frames = db.execute("SELECT count(*) FROM frames").fetchone()[0]
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        db.close()
+    return row[0] if row and lines and frames else None
+
+
+def test_a_run_live_when_the_server_was_killed_comes_back_failed(tmp_path):
+    script = "import time\nprint('working', flush=True)\ntime.sleep(60)\n"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mpdash", "watch", "--port", "0", "--data", str(tmp_path),
+         "--", sys.executable, "-c", script],
+        cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        run_id = _wait_for(lambda: _stored_live_run(tmp_path / DB_NAME), 20, "the live run on disk")
+        # While that server lives, its live run is not ours to call crashed.
+        assert run_id not in {r.id for r in Store(str(tmp_path)).load()[0]}
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        _wait_for(lambda: not run_processes(server.pid), 5, "the run's processes to die")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stderr.close()
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        client = _app(dash)
+        run = client.get(f"/api/runs/{run_id}").get_json()
+        assert run["state"] == "failed"
+        assert "server stopped while this run was live" in run["error"]
+        assert [l["text"] for l in run["output"]] == ["working"]
+        assert run["metrics"] and all(p["ended_at"] is not None for p in run["processes"])
+        assert run["ended_at"] >= run["started_at"]
+        check_trace(client.get(f"/api/runs/{run_id}/trace.json").get_json(), run)
+    # Written back: the next start reads it as failed without judging again.
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    state, summary = db.execute("SELECT state, summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+    db.close()
+    assert state == "failed" and json.loads(summary)["error"] == CRASHED_ERROR

@@ -1,0 +1,333 @@
+"""``python -m mpdash watch``: the tutorial's examples, as plain unmodified scripts, watched.
+
+The scripts are in tests/scripts/. Each is watched by a real ``watch --exit --json`` subprocess
+(all at once, once per module); the start-method matrix goes through ``Engine.start_command``
+in-process, which is what ``watch`` calls. Assertions on traced IPC/pool events need
+``mpdash.tracing`` (written on another branch) and skip cleanly without it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from mpdash import export
+from mpdash.dashboard import Dashboard
+from mpdash.runs import PROJECT_ROOT
+from mpdash.state import Limits
+from mpdash.store import Store
+from tests.leaks import assert_none_left
+from tests.test_export import check_csv, check_trace
+
+SCRIPTS = os.path.join(PROJECT_ROOT, "tests", "scripts")
+EXAMPLES = ("process_target", "process_subclass", "queue_square", "pipe_send", "shared_memory",
+            "pool_map", "daemon", "pool_executor")
+HAVE_TRACING = importlib.util.find_spec("mpdash.tracing") is not None
+needs_tracing = pytest.mark.skipif(not HAVE_TRACING, reason="mpdash.tracing is not on this branch yet")
+
+
+def _watch_cmd(data_dir, *args, options=("--exit", "--json")) -> list[str]:
+    return [sys.executable, "-m", "mpdash", "watch", "--port", "0", *options,
+            "--data", str(data_dir), "--", *args]
+
+
+def _finish(proc: subprocess.Popen, stdin: bytes | None = None, timeout: float = 60):
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_none_left(proc.pid)
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """Every example watched once, in parallel: name -> (exit status, run, stderr)."""
+    data = tmp_path_factory.mktemp("watch-data")
+    procs = {name: subprocess.Popen(_watch_cmd(data, sys.executable,
+                                               os.path.join(SCRIPTS, f"{name}.py")),
+                                    cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name in EXAMPLES}
+    results = {}
+    for name, proc in procs.items():
+        code, out, err = _finish(proc)
+        results[name] = (code, json.loads(out) if out.strip() else None, err)
+    results["_data"] = data
+    return results
+
+
+def _by_role(run):
+    main = [p for p in run["processes"] if p["role"] == "main"]
+    assert len(main) == 1
+    workers = [p for p in run["processes"] if p["role"] == "worker"]
+    return main[0], workers
+
+
+def _lines(run, pid=None):
+    return [l["text"] for l in run["output"] if pid is None or l["pid"] == pid]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_each_example_is_watched_as_a_finished_run(watched, name):
+    code, run, err = watched[name]
+    assert code == 0, err
+    assert run["state"] == "finished" and run["kind"] == "watch" and run["error"] is None
+    assert run["command"][-1].endswith(f"{name}.py") and run["title"].endswith(f"{name}.py")
+    assert run["time_limit"] is None
+    main, workers = _by_role(run)
+    assert main["exitcode"] == 0 and main["end"] == "exit"
+    assert all(w["ppid"] == main["pid"] and w["start_method"] == "fork" for w in workers)
+    assert all(l["stream"] == "out" for l in run["output"])
+    assert f"ended: finished, exit status 0" in err
+    check_trace(export.chrome_trace(run), run)
+    check_csv(export.metrics_csv(run), run)
+
+
+def test_process_examples_label_each_line_with_its_process(watched):
+    for name, text in (("process_target", "Number: {i}"), ("process_subclass", "Process {name}: {i}")):
+        _, run, _ = watched[name]
+        main, workers = _by_role(run)
+        assert len(workers) == 2 and _lines(run, main["pid"]) == []
+        for w in workers:
+            assert w["exitcode"] == 0 and w["end"] == "exit" and not w["daemon"]
+            assert _lines(run, w["pid"]) == [text.format(i=i, name=w["name"]) for i in range(1, 6)]
+    assert {w["name"] for w in _by_role(watched["process_subclass"][1])[1]} == {"MyProcess-1", "MyProcess-2"}
+
+
+def test_ipc_examples_print_the_tutorials_results_from_the_main(watched):
+    for name, expected in (("queue_square", ["25"]), ("pipe_send", ["[1, 2, 3]"]),
+                           ("shared_memory", ["15", "[2, 3, 4]"])):
+        _, run, _ = watched[name]
+        main, workers = _by_role(run)
+        assert _lines(run, main["pid"]) == expected
+        assert [(w["exitcode"], w["end"]) for w in workers] == [(0, "exit")]
+
+
+def test_pools_run_their_workers_and_end_them(watched):
+    _, run, _ = watched["pool_map"]
+    main, workers = _by_role(run)
+    assert _lines(run) == ["[1, 4, 9, 16, 25]"] and _lines(run, main["pid"]) == _lines(run)
+    assert len(workers) == 3 and all(w["daemon"] and w["name"].startswith("ForkPoolWorker")
+                                     for w in workers)
+    # `with Pool()` terminates its workers: -15 is "terminated", never a crash.
+    assert all((w["exitcode"], w["end"]) in ((0, "exit"), (-15, "terminated")) for w in workers)
+    _, run, _ = watched["pool_executor"]
+    main, workers = _by_role(run)
+    assert _lines(run, main["pid"]) == ["[1, 4, 9, 16, 25]"]
+    assert len(workers) == 2 and all(w["exitcode"] == 0 for w in workers)
+
+
+def test_the_daemon_dies_with_its_main_the_other_child_completes(watched):
+    _, run, _ = watched["daemon"]
+    main, workers = _by_role(run)
+    daemon = next(w for w in workers if w["daemon"])
+    other = next(w for w in workers if not w["daemon"])
+    assert _lines(run, main["pid"]) == ["main done"]
+    assert _lines(run, other["pid"]) == [f"Number: {i}" for i in range(1, 6)]
+    assert (other["exitcode"], other["end"]) == (0, "exit")
+    # multiprocessing's exit handler terminates the daemon (SIGTERM) before it prints all five.
+    assert daemon["exitcode"] == -15 and daemon["end"] != "exit"
+    assert len(_lines(run, daemon["pid"])) < 5
+    assert daemon["ended_at"] <= other["ended_at"]
+
+
+def test_watched_runs_are_in_the_history(watched):
+    runs, _ = Store(str(watched["_data"])).load()
+    assert sorted(r.command[-1].rsplit("/", 1)[-1] for r in runs) == sorted(f"{n}.py" for n in EXAMPLES)
+    assert all(r.kind == "watch" and r.state == "finished" and r.frames for r in runs)
+
+
+# ---------------------------------------------------------------- traced events (mpdash.tracing)
+
+def _events(run, kind):
+    return [e for e in run["events"] if e["kind"] == kind]
+
+
+@needs_tracing
+def test_queue_and_pipe_messages_are_traced(watched):
+    for name, send, recv in (("queue_square", "queue_put", "queue_get"),
+                             ("pipe_send", "pipe_send", "pipe_recv")):
+        _, run, _ = watched[name]
+        main, (worker,) = _by_role(run)
+        sent, got = _events(run, send), _events(run, recv)
+        assert [e["pid"] for e in sent] == [worker["pid"]], name
+        assert [e["pid"] for e in got] == [main["pid"]], name
+        assert sent[0]["msg"] == got[0]["msg"] and sent[0]["channel"] == got[0]["channel"]
+        trace = export.chrome_trace(run)["traceEvents"]
+        assert [e["pid"] for e in trace if e["ph"] == "s"] == [worker["pid"]]
+
+
+@needs_tracing
+def test_shared_writes_are_traced(watched):
+    _, run, _ = watched["shared_memory"]
+    _, (worker,) = _by_role(run)
+    writes = _events(run, "shared_write")
+    assert len(writes) >= 4 and {e["pid"] for e in writes} == {worker["pid"]}
+
+
+@needs_tracing
+@pytest.mark.parametrize("name", ["pool_map", "pool_executor"])
+def test_pool_tasks_are_traced_per_worker(watched, name):
+    _, run, _ = watched[name]
+    _, workers = _by_role(run)
+    starts, ends = _events(run, "task_start"), _events(run, "task_end")
+    assert starts and len(starts) == len(ends)
+    assert {e["pid"] for e in starts} <= {w["pid"] for w in workers}
+    assert sorted(e["msg"] for e in starts) == sorted(e["msg"] for e in ends)
+    spans = [e for e in export.chrome_trace(run)["traceEvents"] if e.get("cat") == "task"]
+    assert len(spans) == len(starts)
+
+
+# ---------------------------------------------------------------- start methods, python -m
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_every_start_method_is_watched_unmodified(dashboard, method):
+    launcher = os.path.join(SCRIPTS, "_start_method.py")
+    for name in ("process_target", "queue_square", "pool_map", "daemon"):
+        run = dashboard.engine.start_command(
+            [sys.executable, launcher, method, os.path.join(SCRIPTS, f"{name}.py")])
+        dashboard.engine.wait(run.id, timeout=60)
+        with dashboard.hub.lock:
+            data = run.to_json()
+        assert data["state"] == "finished", (name, data["error"], _lines(data))
+        main, workers = _by_role(data)
+        assert workers and all(w["start_method"] == method for w in workers), name
+        helpers = {p["name"] for p in data["processes"] if p["role"] == "helper"}
+        assert "resource_tracker" in helpers and (method == "spawn") == ("forkserver" not in helpers)
+        if name == "process_target":
+            for w in workers:
+                assert _lines(data, w["pid"]) == [f"Number: {i}" for i in range(1, 6)]
+        elif name == "queue_square":
+            assert _lines(data, main["pid"]) == ["25"]
+        elif name == "pool_map":
+            assert _lines(data, main["pid"]) == ["[1, 4, 9, 16, 25]"]
+
+
+def test_python_dash_m_package(dashboard):
+    run = dashboard.engine.start_command([sys.executable, "-m", "tutorial_pkg"], cwd=SCRIPTS)
+    dashboard.engine.wait(run.id, timeout=60)
+    with dashboard.hub.lock:
+        data = run.to_json()
+    assert data["state"] == "finished", data["error"]
+    main, workers = _by_role(data)
+    assert _lines(data, main["pid"]) == ["[1, 4, 9, 16, 25]"]
+    assert len(workers) == 2 and all(w["start_method"] == "spawn" for w in workers)
+
+
+# ---------------------------------------------------------------- the command itself
+
+def test_exit_status_stdin_and_echo(tmp_path):
+    script = "import sys; text = sys.stdin.read(); print(text.strip().upper()); sys.exit(3)"
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script),
+                            cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    code, out, err = _finish(proc, b"hello from stdin\n")
+    assert code == 3
+    run = json.loads(out)   # --json: stdout is the run object only
+    assert run["state"] == "failed" and "code 3" in run["error"]
+    assert _lines(run) == ["HELLO FROM STDIN"]
+    assert "HELLO FROM STDIN\n" in err   # echoed, to stderr under --json
+    # Without --json the program's stdout is echoed to ours.
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", "print('plain')",
+                                       options=("--exit",)),
+                            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    code, out, err = _finish(proc)
+    assert code == 0 and out == "plain\n" and "watching" in err
+
+
+def test_bad_commands_exit_2(tmp_path):
+    for args, message in ((["no-such-program-xyz"], "program not found"), ([], "no command"),
+                          ([os.path.join(SCRIPTS, "daemon.py")], "is not executable")):
+        proc = subprocess.Popen(_watch_cmd(tmp_path, *args), cwd=PROJECT_ROOT,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        code, out, err = _finish(proc)
+        assert code == 2 and message in err and out == "", (args, err)
+
+
+def test_timeout_stops_the_program(tmp_path):
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", "import time; time.sleep(60)",
+                                       options=("--exit", "--json", "--timeout", "0.5")),
+                            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    code, out, err = _finish(proc, timeout=30)
+    run = json.loads(out)
+    assert run["state"] == "stopped" and run["error"].startswith("time limit")
+    assert run["time_limit"] == 0.5 and run["duration"] < 10
+    assert code in (128 + signal.SIGTERM, 128 + signal.SIGKILL)
+    assert "the run was stopped: time limit" in err
+
+
+def test_a_fork_bomb_is_stopped_by_the_process_limit(tmp_path):
+    script = ("import time\nfrom multiprocessing import Process\n"
+              "if __name__ == '__main__':\n"
+              "    for _ in range(1000):\n"
+              "        Process(target=time.sleep, args=(60,)).start()\n")
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script), cwd=PROJECT_ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    code, out, err = _finish(proc, timeout=60)
+    run = json.loads(out)
+    assert run["state"] == "stopped" and run["error"].startswith("process limit")
+    assert 64 < len(run["processes"]) < 1000
+    assert all(p["ended_at"] is not None for p in run["processes"])
+    assert code != 0 and "the run was stopped: process limit: more than 64" in err
+
+
+def test_process_limit_in_process(tmp_path):
+    """The same through the engine, with a small limit: nothing left once stopped."""
+    script = ("import os, time\n"
+              "for _ in range(50):\n"
+              "    if os.fork() == 0:\n"
+              "        time.sleep(60); os._exit(0)\n"
+              "time.sleep(60)\n")
+    with Dashboard(Limits(max_processes=8)) as dash:
+        run = dash.engine.start_command([sys.executable, "-c", script])
+        dash.engine.wait(run.id, timeout=30)
+        assert run.state == "stopped" and "process limit: more than 8" in run.error
+        assert len(run.processes) < 50
+    assert_none_left(os.getpid())
+
+
+def _read_until(stream, needle: str, timeout: float = 20) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        assert time.monotonic() < deadline, f"never saw {needle!r} in {seen!r}"
+        line = stream.readline().decode()
+        assert line, f"stream ended before {needle!r}: {seen!r}"
+        seen += line
+    return seen
+
+
+def test_ctrl_c_reaches_the_program_and_serving_goes_on_without_exit(tmp_path):
+    script = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script, options=()),
+                            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        banner = _read_until(proc.stderr, "Ctrl-C to stop")
+        url = banner.split(" — ")[1].split()[0]
+        assert _read_until(proc.stdout, "ready") == "ready\n"
+        proc.send_signal(signal.SIGINT)      # what the terminal sends us; we pass it on
+        ended = _read_until(proc.stderr, "still serving")
+        assert "ended: failed, exit status 130" in ended   # KeyboardInterrupt in the program
+        with urllib.request.urlopen(f"{url}/api/runs", timeout=10) as answer:
+            (summary,) = json.load(answer)
+        assert summary["state"] == "failed" and summary["kind"] == "watch"
+        with urllib.request.urlopen(f"{url}/api/runs/{summary['id']}/trace.json", timeout=10) as answer:
+            assert answer.status == 200
+        proc.send_signal(signal.SIGINT)      # now it ends the server
+        assert proc.wait(timeout=10) == 130
+    finally:
+        _finish(proc)
