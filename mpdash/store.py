@@ -1,14 +1,16 @@
 """Run history that survives a restart: runs, processes, output, events and metrics in SQLite.
 
-One writer thread owns the database. The Hub listener only enqueues (it is called under the hub
-lock, on the supervisor's and the sampler's threads): it names the run that changed. Every
-``FLUSH_PERIOD`` the writer copies, under the hub lock, what each changed run gained since its
-last copy (every item carries its ``seq``, so "newer than the sequence number at the last copy"
-is exact and cheap: a backwards scan of each deque) and writes it in one transaction.
+One writer thread owns the database. The Hub listener is called under the hub lock, on the
+engine's own threads, so it does nothing but note which run changed (a set add). Every
+``FLUSH_PERIOD`` the writer takes the notes and copies, under the hub lock, what each changed
+run gained since its last copy (every item carries its ``seq``, so "newer than the hub's seq at
+the last copy" is exact and cheap: a backwards scan of each deque), then writes it in one
+transaction outside the lock. Where a run's bounded deque dropped its oldest items, the file
+drops them too: a run takes as much room on disk as it is allowed in memory.
 
 Metrics are pulled from ``Run.frames`` rather than taken from ``metrics`` messages: a message holds
-every run's processes, and it is only pushed while someone watches; the run's own frames are
-always kept. Live runs are therefore copied at every period, changed or not.
+every run's processes and need not be pushed when nobody watches (issue 7), while the run's own
+frames are always kept. Live runs are therefore copied at every period, changed or not.
 
 On start, every stored run is loaded back into the Hub. A run stored as live was cut short by a
 server that died without ending it: it is loaded as ``failed``, saying so, with what was recorded.
@@ -111,7 +113,9 @@ class Store:
             log.warning("run history %s could not be read (%s); moved to %s", self.path, exc, aside)
             self.moved_aside = aside
             self._db = self._open()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()   # flush / close
+        self._dirty: set[str] = set()         # runs changed since the last copy (hub lock)
+        self._deleted: list[str] = []         # runs removed since the last copy (hub lock)
         self._hub: Hub | None = None
         self._marks: dict[str, int] = {}      # run id -> hub seq at its last copy
         self._live: set[str] = set()          # runs copied at every period until they end
@@ -155,20 +159,21 @@ class Store:
         self._thread.start()
 
     def listener(self, name: str, payload: dict) -> None:
-        """Hub listener: called under the hub lock, so it only enqueues."""
-        if name == "run":
-            self._queue.put(("dirty", payload["id"]))
-        elif name in ("output", "event", "proc"):
-            self._queue.put(("dirty", payload["run"]))
+        """Hub listener. It runs under the hub lock, on the engine's threads: it only notes
+        which run changed (a set add); the writer takes the notes under the same lock."""
+        if name in ("output", "event", "proc"):
+            self._dirty.add(payload["run"])
+        elif name == "run":
+            self._dirty.add(payload["id"])
         elif name == "run_deleted":
-            self._queue.put(("delete", payload["id"]))
+            self._deleted.append(payload["id"])
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything that happened before this call is written."""
         if self._thread is None or not self._thread.is_alive():
             return False
         done = threading.Event()
-        self._queue.put(("flush", done))
+        self._commands.put(("flush", done))
         return done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -176,72 +181,63 @@ class Store:
             return
         self._closed = True
         if self._thread is not None and self._thread.is_alive():
+            self._hub.unsubscribe(self.listener)
             done = threading.Event()
-            self._queue.put(("close", done))
+            self._commands.put(("close", done))
             done.wait(timeout)
             self._thread.join(timeout)
         self._db.close()
 
     # ------------------------------------------------------------------------- writer thread
     def _loop(self) -> None:
-        dirty: set[str] = set()
-        deleted: list[str] = []
-        waiters: list[threading.Event] = []
-        closing = False
         next_write = time.monotonic() + FLUSH_PERIOD
         while True:
-            timeout = max(0.0, next_write - time.monotonic())
             try:
-                what, arg = self._queue.get(timeout=timeout)
+                what, done = self._commands.get(timeout=max(0.0, next_write - time.monotonic()))
             except queue.Empty:
-                what = None
-            if what == "dirty":
-                dirty.add(arg)
-            elif what == "delete":
-                deleted.append(arg)
-            elif what in ("flush", "close"):
-                waiters.append(arg)
-                closing = closing or what == "close"
-            if what is not None and what not in ("flush", "close") and time.monotonic() < next_write:
-                continue
+                what, done = "tick", None
             try:
-                self._write(dirty | self._live, deleted)
+                self._write()
             except Exception:  # a full disk must not take the server down; keep trying
                 log.exception("storing runs")
-            dirty, deleted = set(), []
-            for done in waiters:
+            if done is not None:
                 done.set()
-            waiters = []
-            if closing:
+            if what == "close":
                 return
             next_write = time.monotonic() + FLUSH_PERIOD
 
-    def _copy(self, run_ids) -> tuple[list[tuple], int]:
-        """What each run gained since its last copy, taken under the hub lock; and the seq."""
+    def _copy(self) -> tuple[list[tuple], list[str], int]:
+        """Under the hub lock: what each changed run gained since its last copy, the runs
+        deleted since, and the hub's seq (everything up to it is in the copy)."""
         hub = self._hub
         copies = []
         with hub.lock:
             now = hub.seq
+            run_ids, self._dirty = self._dirty | self._live, set()
+            deleted, self._deleted = self._deleted, []
             for run_id in run_ids:
                 run = hub.runs.get(run_id)
                 if run is None:
                     continue
                 mark = self._marks.get(run_id, 0)
-                summary = run.summary()
                 procs = [(order, dict(p)) for order, p in enumerate(run.processes.values())
                          if p["seq"] > mark]     # order: births, as the live run lists them
-                copies.append((run_id, summary, list(run.marks), run.output_dropped, procs,
+                # Where a bounded deque has dropped its oldest items, the file drops them too.
+                oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
+                          for name, items in (("lines", run.output), ("events", run.events),
+                                              ("frames", run.frames))}
+                copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
                                _newer(run.output, mark), _newer(run.events, mark),
-                               _newer(run.frames, mark)))
+                               _newer(run.frames, mark), oldest))
                 self._marks[run_id] = now
                 if run.live:
                     self._live.add(run_id)
                 else:
                     self._live.discard(run_id)
-        return copies, now
+        return copies, deleted, now
 
-    def _write(self, run_ids: set[str], deleted: list[str]) -> None:
-        copies, seq = self._copy(run_ids if run_ids else ())
+    def _write(self) -> None:
+        copies, deleted, seq = self._copy()
         if not copies and not deleted and seq == self._written_seq:
             return
         started = time.perf_counter()
@@ -249,7 +245,7 @@ class Store:
         db = self._db
         db.execute("BEGIN")
         try:
-            for run_id, summary, marks, dropped, procs, lines, events, frames in copies:
+            for run_id, summary, marks, dropped, procs, lines, events, frames, oldest in copies:
                 db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
                            (run_id, summary["started_at"], summary["state"], summary["seq"],
                             _dumps(summary), _dumps([list(m) for m in marks]), dropped,
@@ -264,6 +260,9 @@ class Store:
                                [(run_id, e["seq"], _dumps(e)) for e in events])
                 db.executemany("INSERT OR IGNORE INTO frames VALUES (?,?,?)",
                                [(run_id, f["seq"], _dumps(f)) for f in frames])
+                for table, first in oldest.items():
+                    if first is not None:
+                        db.execute(f"DELETE FROM {table} WHERE run = ? AND seq < ?", (run_id, first))
                 rows += 1 + len(procs) + len(lines) + len(events) + len(frames)
             for run_id in deleted:
                 for table in _TABLES:

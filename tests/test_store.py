@@ -1,6 +1,7 @@
 """Run history in SQLite: survives a restart, a crashed server's live run comes back failed."""
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -120,6 +122,28 @@ def test_writes_are_batched_and_live_runs_copied_as_they_go(tmp_path):
     assert stored.processes[4242]["ended_at"] == stored.ended_at >= stored.output[-1]["t"]
 
 
+def test_the_file_keeps_what_memory_keeps_of_a_long_run(tmp_path):
+    """A run's deques are bounded; rows they dropped leave the file too."""
+    hub = Hub()
+    store = Store(str(tmp_path))
+    store.attach(hub)
+    try:
+        run = Run(id="rlong", lesson="watch", title="t", params={})
+        run.output = collections.deque(maxlen=100)
+        hub.add_run(run)
+        for i in range(1000):
+            hub.add_output(run, 1, "out", f"line {i}", time.time())
+            if i % 150 == 0:
+                assert store.flush()
+        assert store.flush()
+        db = sqlite3.connect(tmp_path / DB_NAME)
+        texts = [t for (t,) in db.execute("SELECT text FROM lines WHERE run = 'rlong' ORDER BY seq")]
+        db.close()
+        assert texts == [l["text"] for l in run.output] == [f"line {i}" for i in range(900, 1000)]
+    finally:
+        store.close()
+
+
 def _wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,3 +202,42 @@ def test_a_run_live_when_the_server_was_killed_comes_back_failed(tmp_path):
     state, summary = db.execute("SELECT state, summary FROM runs WHERE id = ?", (run_id,)).fetchone()
     db.close()
     assert state == "failed" and json.loads(summary)["error"] == CRASHED_ERROR
+
+
+def test_app_py_keeps_history_in_its_data_dir(tmp_path):
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(tmp_path)],
+                              cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        assert b"serving on" in server.stdout.readline()
+
+        def listening():   # the line is printed just before the bind
+            with socket.socket() as conn:
+                return conn.connect_ex(("127.0.0.1", port)) == 0
+        _wait_for(listening, 20, "the server to listen")
+        request = urllib.request.Request(f"{base}/runs", method="POST",
+                                         data=json.dumps({"lesson": "process-target"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            run_id = json.load(answer)["id"]
+
+        def state():
+            with urllib.request.urlopen(f"{base}/runs/{run_id}", timeout=10) as answer:
+                return json.load(answer)["state"] in ("finished", "failed", "stopped")
+        _wait_for(state, 30, "the run to end")
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+        server.stderr.close()
+    assert_none_left(server.pid)
+    runs, _ = Store(str(tmp_path)).load()
+    assert [(r.id, r.state, len(r.processes)) for r in runs] == [(run_id, "finished", 3)]
