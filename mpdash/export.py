@@ -75,7 +75,7 @@ def chrome_trace(run: dict) -> dict:
             {"ph": "M", "name": "thread_name", "pid": pid, "tid": pid, "ts": 0,
              "args": {"name": name}},
             {"ph": "X", "name": name, "cat": "process", "pid": pid, "tid": pid,
-             "ts": us(start), "dur": max(0.0, us(end) - us(start)),
+             "ts": us(start), "dur": max(0.0, round(us(end) - us(start), 3)),
              "args": {"pid": pid, "ppid": proc["ppid"], "role": proc["role"],
                       "daemon": proc["daemon"], "orphan": proc["orphan"],
                       "start_method": proc["start_method"], "exitcode": proc["exitcode"],
@@ -137,7 +137,7 @@ def _tasks(events: list[dict], lifetimes: dict, end_of_run: float, us) -> list[d
             args["unfinished"] = True
         out.append({"ph": "X", "name": str(start.get("detail") or f"task {start.get('msg')}"),
                     "cat": "task", "pid": pid, "tid": tid, "ts": us(start["t"]),
-                    "dur": max(0.0, us(end_t) - us(start["t"])), "args": args})
+                    "dur": max(0.0, round(us(end_t) - us(start["t"]), 3)), "args": args})
 
     for event in events:
         if event["kind"] == "task_start" and event.get("pid") is not None:
@@ -155,9 +155,17 @@ def _tasks(events: list[dict], lifetimes: dict, end_of_run: float, us) -> list[d
 
 
 def _ipc(events: list[dict], us) -> list[dict]:
-    """IPC and other events as instants; each put/send joined to its get/recv by a flow."""
+    """IPC and other events as instants; each put/send joined to its get/recv by a flow.
+
+    Events are in arrival order, and a receiver's report can arrive before its sender's (two
+    processes, two connections): senders are indexed first.
+    """
     out: list[dict] = []
     senders: dict = {}
+    for event in events:
+        if event["kind"] in _FLOW_PAIRS and event.get("msg") is not None \
+                and event.get("pid") is not None:
+            senders[(_FLOW_PAIRS[event["kind"]], event.get("channel"), event["msg"])] = event
     flow_id = 0
     for event in events:
         kind, pid = event["kind"], event.get("pid")
@@ -167,17 +175,13 @@ def _ipc(events: list[dict], us) -> list[dict]:
         ts = us(event["t"])
         out.append({"ph": "i", "s": "t", "name": kind, "cat": "ipc", "pid": pid, "tid": pid,
                     "ts": ts, "args": args})
-        key = (event.get("channel"), event.get("msg"))
-        if event.get("msg") is None:
-            continue
-        if kind in _FLOW_PAIRS:
-            senders[(_FLOW_PAIRS[kind], *key)] = (pid, ts)
-        elif (kind, *key) in senders:
-            from_pid, from_ts = senders.pop((kind, *key))
+        sender = senders.pop((kind, event.get("channel"), event.get("msg")), None)
+        if sender is not None:
             flow_id += 1
-            name = f"{event.get('channel') or kind}"
-            out.append({"ph": "s", "id": flow_id, "name": name, "cat": "ipc", "pid": from_pid,
-                        "tid": from_pid, "ts": from_ts})
+            name = str(event.get("channel") or kind)
+            from_ts = us(sender["t"])
+            out.append({"ph": "s", "id": flow_id, "name": name, "cat": "ipc",
+                        "pid": sender["pid"], "tid": sender["pid"], "ts": from_ts})
             out.append({"ph": "f", "bp": "e", "id": flow_id, "name": name, "cat": "ipc",
                         "pid": pid, "tid": pid, "ts": max(ts, from_ts)})
     return out

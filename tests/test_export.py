@@ -99,7 +99,10 @@ def _synthetic_run() -> dict:
              "msg": 7, "size": 20, "detail": "25"},
             {"seq": 10, "t": t0 + 0.7, "pid": 12, "kind": "shared_write", "channel": "arr",
              "msg": None, "size": None, "detail": "arr[0] = 2", "index": 0},
-            {"seq": 11, "t": t0 + 0.8, "pid": 99, "kind": "pipe_send", "channel": "p",
+            # The receiver's report arrived first (another connection): still one flow.
+            {"seq": 11, "t": t0 + 0.85, "pid": 10, "kind": "pipe_recv", "channel": "p",
+             "msg": 1, "size": 3, "detail": "[1]"},
+            {"seq": 12, "t": t0 + 0.8, "pid": 99, "kind": "pipe_send", "channel": "p",
              "msg": 1, "size": 3, "detail": "[1]"},
         ],
         "metrics": [
@@ -110,7 +113,7 @@ def _synthetic_run() -> dict:
              "cpu": [2.0, 0.5], "rss": [10004, 8100], "core": [1, 0], "status": "SS",
              "threads": [1, 2]},
         ],
-        "output": [{"seq": 12, "run": "rtest", "t": t0 + 0.9, "pid": 10, "stream": "out",
+        "output": [{"seq": 13, "run": "rtest", "t": t0 + 0.9, "pid": 10, "stream": "out",
                     "text": "25"}],
         "marks": [{"t": t0 + 0.05, "label": "phase one", "detail": {"n": 3}}],
     }
@@ -131,8 +134,10 @@ def test_trace_of_a_synthetic_run_has_every_part():
     # IPC: instants for each, a flow from the put to the get; an unseen pid still gets a name.
     instants = {(e["name"], e["pid"]) for e in events if e["ph"] == "i" and e["cat"] == "ipc"}
     assert {("queue_put", 12), ("queue_get", 10), ("shared_write", 12), ("pipe_send", 99)} <= instants
-    flow = sorted((e for e in events if e["ph"] in "sf"), key=lambda e: e["ph"])
-    assert [(e["ph"], e["pid"]) for e in flow] == [("f", 10), ("s", 12)]
+    flow = sorted((e for e in events if e["ph"] in "sf"), key=lambda e: (e["id"], e["ph"]))
+    assert [(e["ph"], e["pid"], e["name"]) for e in flow] == \
+        [("f", 10, "q1"), ("s", 12, "q1"), ("f", 10, "p"), ("s", 99, "p")]
+    assert all(f["ts"] >= s["ts"] for f, s in zip(flow[::2], flow[1::2]))
     shared = next(e for e in events if e["name"] == "shared_write")
     assert shared["args"]["index"] == 0     # fields beyond the contract's are kept
     counters = [e for e in events if e["ph"] == "C" and e["name"] == "rss"]
