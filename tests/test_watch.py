@@ -333,3 +333,21 @@ def test_ctrl_c_reaches_the_program_and_serving_goes_on_without_exit(tmp_path):
         assert proc.wait(timeout=10) == 130
     finally:
         _finish(proc)
+
+
+def test_terminal_input_is_relayed_to_the_program(tmp_path):
+    """A terminal's input is read by mpdash and relayed (the program is not in the terminal's
+    foreground group, so it must not read the terminal itself)."""
+    import pty
+    master, slave = pty.openpty()
+    script = "import sys; print('got', sys.stdin.readline().strip(), sys.stdin.isatty())"
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script), cwd=PROJECT_ROOT,
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(slave)
+    try:
+        os.write(master, b"typed line\n")
+        code, out, err = _finish(proc, timeout=30)
+    finally:
+        os.close(master)
+    assert code == 0, err
+    assert _lines(json.loads(out)) == ["got typed line False"]
