@@ -6,6 +6,7 @@ import errno
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 import webbrowser
 
@@ -50,7 +51,12 @@ def main(argv=None) -> int:
     from mpdash.web import create_app
 
     from mpdash.store import DEFAULT_DATA_DIR
-    dashboard = Dashboard(hz=args.hz, data_dir=args.data or DEFAULT_DATA_DIR)
+    try:
+        dashboard = Dashboard(hz=args.hz, data_dir=args.data or DEFAULT_DATA_DIR)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"error: cannot keep run history in {args.data or DEFAULT_DATA_DIR}: {exc}; "
+              f"choose another with --data", file=sys.stderr, flush=True)
+        return 2
     app = create_app(dashboard)
     socketio = app.extensions["socketio"]
 

@@ -9,7 +9,8 @@ Trace layout (legacy Chrome JSON, which ui.perfetto.dev and chrome://tracing ope
   a put/send is joined to its get/recv (same ``channel`` and ``msg``) by a flow arrow (``s``/``f``);
 - pool tasks (``task_start``/``task_end`` paired by ``msg``) as ``X`` slices on a second thread
   of the process named "tasks" (tid ``pid + TASKS_TID``, above any real pid), so they never have
-  to nest inside the lifetime slice when clocks of two processes disagree by a microsecond;
+  to nest inside the lifetime slice when clocks of two processes disagree by a microsecond
+  (tasks that overlap in one process get "tasks 2", ``pid + 2·TASKS_TID``, and so on);
 - CPU % and RSS per process as counters (``C``), the machine's per-core CPU as a counter on the
   main process; ``ctx.mark`` phases as global instants.
 Timestamps are microseconds since the run's start (``otherData.origin`` holds it in Unix seconds).
@@ -23,7 +24,7 @@ import time
 __all__ = ["CSV_COLUMNS", "metrics_csv", "chrome_trace", "TASKS_TID"]
 
 CSV_COLUMNS = ("t", "pid", "cpu_percent", "rss_bytes", "core", "status", "threads")
-TASKS_TID = 1 << 22          # Linux pids are below 2**22 (pid_max's ceiling)
+TASKS_TID = 1 << 22          # Linux pids are below 2**22 (pid_max's ceiling): tid = pid + k·2**22
 _FLOW_PAIRS = {"queue_put": "queue_get", "pipe_send": "pipe_recv"}
 _NOT_INSTANTS = {"task_start", "task_end", "mark"}
 
@@ -116,29 +117,14 @@ def chrome_trace(run: dict) -> dict:
 
 
 def _tasks(events: list[dict], lifetimes: dict, end_of_run: float, us) -> list[dict]:
-    """``task_start``/``task_end`` pairs (by ``msg``) as slices on each worker's "tasks" thread."""
+    """``task_start``/``task_end`` pairs (by ``msg``) as slices on each worker's "tasks" thread.
+
+    A process that runs tasks at the same time (a ``ThreadPool``, threads inside a worker) gets
+    one more "tasks" thread per overlap: slices of one thread must nest, and overlapping tasks
+    do not.
+    """
     starts: dict = {}
-    out: list[dict] = []
-    named: set[int] = set()
-
-    def slice_(start: dict, end_t: float, end: dict | None) -> None:
-        pid = start["pid"]
-        tid = pid + TASKS_TID
-        if pid not in named:
-            named.add(pid)
-            out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
-                        "args": {"name": "tasks"}})
-        args = {"msg": start.get("msg"), "channel": start.get("channel"),
-                "detail": start.get("detail")}
-        if end is not None:
-            args["result"] = end.get("detail")
-            args["size"] = end.get("size")
-        else:
-            args["unfinished"] = True
-        out.append({"ph": "X", "name": str(start.get("detail") or f"task {start.get('msg')}"),
-                    "cat": "task", "pid": pid, "tid": tid, "ts": us(start["t"]),
-                    "dur": max(0.0, round(us(end_t) - us(start["t"]), 3)), "args": args})
-
+    done: list[tuple[dict, float, dict | None]] = []
     for event in events:
         if event["kind"] == "task_start" and event.get("pid") is not None:
             starts[(event.get("channel"), event.get("msg"))] = event
@@ -148,9 +134,33 @@ def _tasks(events: list[dict], lifetimes: dict, end_of_run: float, us) -> list[d
                 key = next((k for k in starts if k[1] == event.get("msg")), None)
                 start = starts.pop(key) if key is not None else None
             if start is not None:
-                slice_(start, event["t"], event)
+                done.append((start, event["t"], event))
     for start in starts.values():   # a worker that died mid-task: the slice ends with it
-        slice_(start, lifetimes.get(start["pid"], (0, end_of_run))[1], None)
+        done.append((start, lifetimes.get(start["pid"], (0, end_of_run))[1], None))
+
+    out: list[dict] = []
+    lanes: dict[int, list[float]] = {}      # pid -> end time of the last slice on each lane
+    for start, end_t, end in sorted(done, key=lambda item: (item[0]["pid"], item[0]["t"])):
+        pid = start["pid"]
+        ts, stop = us(start["t"]), max(us(start["t"]), us(end_t))
+        ends = lanes.setdefault(pid, [])
+        lane = next((i for i, last in enumerate(ends) if last <= ts), len(ends))
+        tid = pid + TASKS_TID * (lane + 1)
+        if lane == len(ends):
+            ends.append(stop)
+            out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "ts": 0,
+                        "args": {"name": "tasks" if lane == 0 else f"tasks {lane + 1}"}})
+        ends[lane] = stop
+        args = {k: v for k, v in start.items() if k not in ("seq", "run", "t", "pid", "kind")}
+        if end is not None:
+            args["result"] = end.get("detail")
+            args.update({k: v for k, v in end.items()
+                         if k not in args and k not in ("seq", "run", "t", "pid", "kind")})
+        else:
+            args["unfinished"] = True
+        out.append({"ph": "X", "name": str(start.get("detail") or f"task {start.get('msg')}"),
+                    "cat": "task", "pid": pid, "tid": tid, "ts": ts,
+                    "dur": round(stop - ts, 3), "args": args})
     return out
 
 

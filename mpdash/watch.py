@@ -23,6 +23,7 @@ import queue
 import shlex
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -138,7 +139,11 @@ def watch(command: list[str], port: int = 5000, host: str = "127.0.0.1", open_br
     from mpdash.runs import LimitError
     from mpdash.web import create_app
 
-    dash = Dashboard(hz=hz, data_dir=data_dir)
+    try:
+        dash = Dashboard(hz=hz, data_dir=data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        _say(f"error: cannot keep run history in {data_dir}: {exc}; choose another with --data")
+        return EXIT_BAD_ARGS
     try:
         try:
             server = make_server(host, port, create_app(dash), threaded=True)

@@ -46,6 +46,18 @@ def check_trace(trace: dict, run: dict) -> list[dict]:
         assert span["args"]["exitcode"] == proc["exitcode"]
         assert span["args"]["end"] == proc["end"]
         assert span["args"]["role"] == proc["role"]
+    # Slices of one thread nest (a viewer drops or mis-draws partial overlaps).
+    tracks: dict = {}
+    for e in events:
+        if e["ph"] == "X":
+            tracks.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
+    for track, slices in tracks.items():
+        stack: list[float] = []
+        for begin, end in sorted(slices, key=lambda s: (s[0], -s[1])):
+            while stack and stack[-1] <= begin:
+                stack.pop()
+            assert not stack or end <= stack[-1], f"overlapping slices on {track}"
+            stack.append(end)
     # Flows come in pairs with one id each.
     starts = {e["id"] for e in events if e["ph"] == "s"}
     ends = {e["id"] for e in events if e["ph"] == "f"}
@@ -146,6 +158,25 @@ def test_trace_of_a_synthetic_run_has_every_part():
     mark = next(e for e in events if e.get("cat") == "mark")
     assert mark["s"] == "g" and mark["args"] == {"n": 3} and mark["ts"] == pytest.approx(50_000)
     assert any(e["ph"] == "i" and e["cat"] == "output" and e["args"]["text"] == "25" for e in events)
+
+
+def test_overlapping_tasks_of_one_process_get_their_own_threads():
+    run = _synthetic_run()
+    t0 = run["started_at"]
+    run["events"] = [   # a ThreadPool: three tasks at once in the main process, then one more
+        {"seq": 20 + i, "t": t0 + t, "pid": 10, "kind": kind, "channel": "ThreadPool-1",
+         "msg": msg, "size": None, "detail": f"job {msg}"}
+        for i, (t, kind, msg) in enumerate([
+            (0.1, "task_start", "a"), (0.2, "task_start", "b"), (0.3, "task_start", "c"),
+            (0.4, "task_end", "a"), (0.5, "task_end", "c"), (0.6, "task_end", "b"),
+            (0.7, "task_start", "d"), (0.8, "task_end", "d")])]
+    events = check_trace(export.chrome_trace(run), run)
+    tasks = {e["args"]["msg"]: e["tid"] - 10 for e in events if e.get("cat") == "task"}
+    lane = export.TASKS_TID
+    assert tasks == {"a": lane, "b": 2 * lane, "c": 3 * lane, "d": lane}
+    names = {e["tid"] - 10: e["args"]["name"] for e in events
+             if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 10}
+    assert names == {0: "MainProcess", lane: "tasks", 2 * lane: "tasks 2", 3 * lane: "tasks 3"}
 
 
 def test_csv_of_a_synthetic_run():

@@ -256,6 +256,12 @@ def test_bad_commands_exit_2(tmp_path):
                                 stderr=subprocess.PIPE)
         code, out, err = _finish(proc)
         assert code == 2 and message in err and out == "", (args, err)
+    (tmp_path / "a-file").write_text("")
+    proc = subprocess.Popen(_watch_cmd(tmp_path / "a-file" / "data", sys.executable, "-c", "1"),
+                            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    code, out, err = _finish(proc)
+    assert code == 2 and "cannot keep run history" in err and "--data" in err
 
 
 def test_timeout_stops_the_program(tmp_path):
