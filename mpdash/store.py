@@ -106,7 +106,7 @@ class Store:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
             # A damaged file or another layout: keep it aside, say so, start a new history.
-            aside = f"{self.path}.unreadable-{int(time.time())}"
+            aside = f"{self.path}.unreadable-{time.time_ns()}"
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(self.path + suffix):
                     os.replace(self.path + suffix, aside + suffix)

@@ -241,3 +241,22 @@ def test_app_py_keeps_history_in_its_data_dir(tmp_path):
     assert_none_left(server.pid)
     runs, _ = Store(str(tmp_path)).load()
     assert [(r.id, r.state, len(r.processes)) for r in runs] == [(run_id, "finished", 3)]
+
+
+def test_an_unreadable_history_is_kept_aside_not_lost(tmp_path):
+    (tmp_path / DB_NAME).write_bytes(b"not a database, " * 512)
+    store = Store(str(tmp_path))
+    try:
+        assert store.moved_aside and os.path.basename(store.moved_aside).startswith(DB_NAME + ".unreadable-")
+        with open(store.moved_aside, "rb") as f:
+            assert f.read(16) == b"not a database, "
+        assert store.load() == ([], 0)
+    finally:
+        store.close()
+    # Another schema version is not read as this one either.
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    store = Store(str(tmp_path))
+    store.close()
+    assert store.moved_aside and len([n for n in os.listdir(tmp_path) if ".unreadable-" in n]) == 2
