@@ -212,6 +212,9 @@ class Hub:
 
     def publish_proc(self, run: Run, proc: dict, kind: str) -> None:
         with self.lock:
+            # A fresh seq at publication: another thread may have published (a frame) since
+            # the upsert, and messages must leave in seq order.
+            proc["seq"] = run.seq = self.next_seq()
             msg = {"seq": proc["seq"], "run": run.id, "kind": kind, "pid": proc["pid"],
                    "ppid": proc["ppid"], "name": proc["name"], "role": proc["role"],
                    "daemon": proc["daemon"], "orphan": proc["orphan"],
