@@ -240,10 +240,11 @@ def _patch_multiprocessing() -> None:
         send({"k": "exiting", "code": code})
         return code
 
+    # Patched on the Popen, not on Process: Process.terminate() calls it, and so does
+    # multiprocessing's exit hook, which ends daemonic children with p._popen.terminate().
     def terminating(original, sig):
         def wrapper(self):
-            if self.pid is not None and getattr(self, "_popen", None) is not None \
-                    and self._popen.returncode is None:
+            if self.returncode is None:
                 send({"k": "terminate", "child": self.pid, "sig": sig})
             return original(self)
         return wrapper
@@ -259,8 +260,8 @@ def _patch_multiprocessing() -> None:
 
     process.BaseProcess.start = start
     process.BaseProcess._bootstrap = _bootstrap
-    process.BaseProcess.terminate = terminating(process.BaseProcess.terminate, int(signal.SIGTERM))
-    process.BaseProcess.kill = terminating(process.BaseProcess.kill, int(signal.SIGKILL))
+    popen_fork.Popen.terminate = terminating(popen_fork.Popen.terminate, int(signal.SIGTERM))
+    popen_fork.Popen.kill = terminating(popen_fork.Popen.kill, int(signal.SIGKILL))
     popen_fork.Popen.poll = reporting_poll(popen_fork.Popen.poll)
     try:
         from multiprocessing import popen_forkserver

@@ -144,3 +144,20 @@ def test_short_lived_workers_appear_in_a_metrics_frame(dashboard):
     sampled = {pid for frame in run.frames for pid in frame["pid"]}
     workers = {p["pid"] for p in run.processes.values() if p["role"] == "worker"}
     assert workers & sampled, (workers, sampled)
+
+
+def test_daemon_ended_by_its_mains_exit_is_terminated_not_crashed(dashboard, tmp_path):
+    # multiprocessing's exit hook ends daemonic children with p._popen.terminate(), not
+    # p.terminate(): the probe must see that path too.
+    import sys
+    script = tmp_path / "daemon.py"
+    script.write_text(
+        "import time\nfrom multiprocessing import Process\n"
+        "def count():\n    for i in range(50):\n        time.sleep(0.1)\n"
+        "if __name__ == '__main__':\n"
+        "    Process(target=count, daemon=True).start()\n    time.sleep(0.3)\n")
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=20)
+    daemon = next(p for p in run.processes.values() if p["role"] == "worker")
+    assert (daemon["exitcode"], daemon["end"]) == (-15, "terminated")
+    assert any(e["kind"] == "terminate" and e["channel"] == str(daemon["pid"]) for e in run.events)
