@@ -12,14 +12,10 @@ import importlib
 import json
 import multiprocessing
 import os
-import signal
 import sys
 import traceback
 
 from mpdash import probe
-
-_main_pid = os.getpid()
-
 
 class RunContext:
     """What a lesson's ``main(ctx, **params)`` may use besides plain multiprocessing."""
@@ -53,19 +49,13 @@ class RunContext:
         self.mark("traced")
 
 
-def _on_sigterm(signum, frame):
-    # Forked children inherit this handler: Pool.terminate() SIGTERMs its workers, which must
-    # then die as usual (-15), not take the whole run down with them.
-    if os.getpid() != _main_pid:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-    os.killpg(os.getpgrp(), signal.SIGKILL)
-
-
 def main(argv: list[str]) -> int:
     module_name, params = argv[0], json.loads(argv[1])
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # No SIGTERM handler here, on purpose. A Python-level handler in a process that forks
+    # loses signals: one that reaches a child between fork() and the interpreter's after-fork
+    # reset is caught by the C handler and then discarded, so Pool.terminate() could leave a
+    # worker alive and the run hung (seen: 2 runs in 100 under load). Stop signals the whole
+    # process group; if the server dies, PR_SET_PDEATHSIG ends the main and each child.
     module = importlib.import_module(module_name)
     lesson = module.LESSON
     if "start_method" in params:

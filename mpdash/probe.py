@@ -40,6 +40,7 @@ _server_pid = 0
 _installed = False
 _parent_before_fork = 0
 _helper_name: str | None = None
+_prctl = None
 
 
 # ---------------------------------------------------------------------------- sending
@@ -171,19 +172,23 @@ def _set_parent_death_signal() -> None:
     leaked shared memory, and both it and the forkserver exit by themselves once every process
     holding their pipe is gone — which the workers' own death signals guarantee.
     """
-    if _role == "helper":
+    if _role == "helper" or _prctl is None:
         return
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except Exception:
-        return
+    _prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     # If the parent died before prctl took effect we were already re-parented: to the server
     # (its subreaper) or to init. Either way nobody will ever reap us in order: leave now.
     parent = os.getppid()
     if parent == 1 or (_role != "main" and parent == _server_pid):
         os._exit(137)
+
+
+def _load_prctl():
+    """Looked up once at install: dlopen() in a child forked from a threaded parent can hang."""
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except Exception:
+        return None
 
 
 def _role_from_cmdline() -> str:
@@ -272,7 +277,7 @@ def _patch_multiprocessing() -> None:
 
 def install() -> bool:
     """Hook this process into its run. Idempotent; returns False when not inside a run."""
-    global _addr, _role, _server_pid, _installed
+    global _addr, _role, _server_pid, _installed, _prctl
     if _installed:
         return True
     addr = os.environ.get(ENV_SOCKET)
@@ -286,6 +291,7 @@ def install() -> bool:
     # a worker of that run.
     marked = os.environ.pop(ENV_MAIN, None) == "1"
     _role = "main" if marked and os.getppid() == _server_pid else _role_from_cmdline()
+    _prctl = _load_prctl()
     _set_parent_death_signal()
     sys.stdout = LineWriter("out", sys.stdout)
     sys.stderr = LineWriter("err", sys.stderr)

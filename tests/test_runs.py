@@ -161,3 +161,31 @@ def test_daemon_ended_by_its_mains_exit_is_terminated_not_crashed(dashboard, tmp
     daemon = next(p for p in run.processes.values() if p["role"] == "worker")
     assert (daemon["exitcode"], daemon["end"]) == (-15, "terminated")
     assert any(e["kind"] == "terminate" and e["channel"] == str(daemon["pid"]) for e in run.events)
+
+
+def _catches_sigterm(pid):
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(l.split()[1], 16) for l in f if l.startswith("SigCgt"))
+    return bool(caught & (1 << (15 - 1)))
+
+
+def test_no_process_of_a_run_catches_sigterm(dashboard):
+    # A Python-level SIGTERM handler in a process that forks loses signals that land between
+    # fork() and the child's after-fork reset: Pool.terminate() then left a worker alive and
+    # the run hung. Every process of a lesson run must keep SIGTERM's default action.
+    run = dashboard.engine.start_lesson("pool-map", {"spin": 2.0, "items": 6})
+    deadline = time.monotonic() + 10
+    while len(run.live_pids()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = run.live_pids()
+    assert len(pids) == 4
+    assert [pid for pid in pids if _catches_sigterm(pid)] == []
+    dashboard.engine.stop(run.id)
+
+
+def test_pool_runs_back_to_back_all_finish(dashboard):
+    for _ in range(6):
+        runs = [dashboard.engine.start_lesson("pool-map", {"items": 20}) for _ in range(4)]
+        for run in runs:
+            dashboard.engine.wait(run.id, timeout=20)
+            assert run.state == "finished", (run.state, run.error)
