@@ -7,7 +7,8 @@ import { look } from "./controls.js";
 import { $, el, colourOf, cssVar, fmtNum } from "./util.js";
 
 class LineChart {
-  constructor(host, { yUnit, yMin = 0, yFloor = 1, decimals = 0, height = 170 }) {
+  constructor(host, { yUnit, yMin = 0, yFloor = 1, decimals = 0, height = 170, stepped = false }) {
+    this.stepped = stepped;
     this.height = height;
     this.host = host;
     this.yUnit = yUnit;
@@ -45,12 +46,17 @@ class LineChart {
         y: { range: (u, min, max) => [this.yMin, Math.max(this.yFloor, (max ?? 0) * 1.08)] },
       },
       axes: [
-        { ...axis, values: (u, splits) => splits.map((s) => `${fmtNum(s, s % 1 ? 1 : 0)} s`) },
+        { ...axis, values: (u, splits) => {
+          const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
+          const dec = step < 0.1 ? 2 : step < 1 ? 1 : 0;
+          return splits.map((s) => `${fmtNum(s, dec)} s`);
+        } },
         { ...axis, size: presenting ? 70 : 52, values: (u, splits) => splits.map((s) => `${fmtNum(s, this.decimals)}${this.yUnit}`) },
       ],
       series: [{}, ...series.map((s) => ({
         label: s.label, stroke: s.colour, width: s.width ?? width, dash: s.dash || undefined,
         fill: s.fill, points: { show: false }, spanGaps: false,
+        paths: this.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
       }))],
     };
     if (this.plot) this.plot.destroy();
@@ -73,7 +79,7 @@ class LineChart {
 let cores, procCpu, procMem;
 
 export function init() {
-  cores = new LineChart($("chart-cpu-cores"), { yUnit: " %", yFloor: 100 });
+  cores = new LineChart($("chart-cpu-cores"), { yUnit: " %", yFloor: 100, height: 130 });
   procCpu = new LineChart($("chart-proc-cpu"), { yUnit: " %", yFloor: 100 });
   procMem = new LineChart($("chart-proc-mem"), { yUnit: " MiB", yFloor: 1, decimals: 0 });
   for (const [id, label] of [["chart-proc-cpu", "CPU % per process"], ["chart-proc-mem", "memory (RSS) per process"]]) {

@@ -116,13 +116,14 @@ export function render(view) {
     parts.push(el("div", { class: "channels" }, ...[...channels.values()].map((c) => el("div", { class: "channel-card", "data-testid": "channel", "data-channel": c.name },
       el("div", { class: "channel-name" }, c.name, el("span", { class: "sub" }, ` ${c.type}${c.summarised ? " · summarised" : ""}`)),
       el("div", { class: "channel-stats num" },
-        `${c.sends} ${c.type === "queue" ? "put" : "sent"} · ${c.recvs} ${c.type === "queue" ? "got" : "received"} · depth ${c.depth} · ${c.bytes} B`)))));
+        `${c.sends} ${c.type === "queue" ? "put" : "sent"} · ${c.recvs} ${c.type === "queue" ? "got" : "received"} · depth ${c.depth}${c.bytes ? ` · ${c.bytes} B` : ""}`)))));
   }
   if (!depthHost) {
     depthHost = el("div", { class: "chart small", "data-testid": "chart-queue-depth" });
-    depthChart = new LineChart(depthHost, { yUnit: "", yFloor: 2, height: 90 });
+    depthChart = new LineChart(depthHost, { yUnit: "", yFloor: 2, height: 110, stepped: true });
   }
-  const queues = [...channels.values()].filter((c) => c.type === "queue" && c.ts.length);
+  // A depth curve says something once a queue carries more than a handful of items.
+  const queues = [...channels.values()].filter((c) => c.type === "queue" && c.ts.length >= 6);
   if (queues.length) parts.push(el("div", { class: "chart-label" }, "queue depth"), depthHost);
   if (pairs.length) {
     const recent = pairs.sort((a, b) => a.t - b.t).slice(-MAX_ROWS);

@@ -306,7 +306,7 @@ export function viewOf(rec, scrub = null) {
     rec, live, replaying, t0, tNow, tEndRun,
     // x range shared by every time axis: the last minute while live, the whole run otherwise.
     xMin: live ? Math.max(0, tNow - t0 - LIVE_WINDOW_S) : 0,
-    xMax: live ? Math.max(tNow - t0, 1) : Math.max(tEndRun - t0, 0.5),
+    xMax: live ? Math.max(tNow - t0, 1) : Math.max(tEndRun - t0, 0.2),
     procs,
     output: byTime(rec.output, cut),
     events: byTime(rec.events, cut),

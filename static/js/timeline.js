@@ -75,6 +75,13 @@ export function render(view) {
   if (view.key === lastKey) return;
   lastKey = view.key;
   const tasks = taskSegments(view.events, view.tNow);
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 15;
+  const trackPx = Math.max(100, box.clientWidth - 21.5 * rem);
+  const fits = (w, text) => {
+    const chars = Math.floor(((w / 100) * trackPx) / (0.62 * 0.68 * rem)) - 1;
+    if (chars < 2 || !text) return "";
+    return text.length <= chars ? text : `${text.slice(0, Math.max(1, chars - 1))}…`;
+  };
   const lanes = treeOrder(view.procs).map(({ p, depth }) => {
     const { colour, dash } = colourOf(p.colour);
     const start = p.started_at ?? view.t0;
@@ -90,10 +97,10 @@ export function render(view) {
       track.append(el("div", {
         class: `tl-task${seg.open ? " open" : ""}`, "data-testid": "timeline-task", title: label,
         style: { left: `${seg.l}%`, width: `${Math.max(seg.w, 0.25)}%`, background: colour, color: inkOn(colour) },
-      }, seg.w > 3 && seg.n === 1 && seg.s.detail ? String(seg.s.detail).slice(0, 8) : ""));
+      }, seg.n === 1 ? fits(seg.w, seg.s.detail ? String(seg.s.detail) : "") : fits(seg.w, `${seg.n} tasks`)));
     }
     const badge = endBadge(p);
-    if (badge) {
+    if (badge && l + w < 97) {
       // The shape sits where the process ended; the words line up in the column on the right.
       track.append(el("span", { class: `tl-end-mark ${badge.cls}`, "aria-hidden": "true", style: { left: `${l + w}%` } }, badge.shape));
     }
@@ -117,7 +124,7 @@ export function render(view) {
       el("span", {}, String(e.detail ?? e.msg ?? "").slice(0, 40))));
   }
   box.replaceChildren(
-    el("div", { class: "tl-grid" },
+    el("div", { class: `tl-grid${marks.length ? " has-marks" : ""}` },
       el("div", { class: "tl-marks" }, ...marks),
       ...lanes,
       el("div", { class: "tl-axis" }, el("div", { class: "tl-label" }), el("div", { class: "tl-ticks" }, ...ticks(view)), el("div", {}))));
