@@ -13,10 +13,15 @@ import * as code from "./code.js";
 import * as runs from "./runs.js";
 import { $ } from "./util.js";
 
+let httpRole = null;
+
 function applySystem(system) {
   if (!system) return;
   store.system = { ...store.system, ...system };
-  store.role = system.role || "presenter";
+  // The HTTP answer and the socket's hello both say who we are; if either says viewer, we are
+  // one: a page must never offer Run/Stop to someone the server treats as read-only.
+  const roles = [httpRole, system.role].filter(Boolean);
+  store.role = roles.includes("viewer") ? "viewer" : roles[0] || "presenter";
   document.body.dataset.role = store.role;
   const link = $("viewer-link");
   const url = store.role === "presenter" ? system.viewer_url : null;
@@ -39,8 +44,9 @@ async function start() {
     fetch("/api/system").then((r) => (r.ok ? r.json() : null)).catch(() => null),
     catalog.loadLessons(),
   ]);
+  httpRole = system?.role || null;
   applySystem(system);
-  connect({ onHello: (hello) => applySystem({ ...system, ...hello.system, viewer_url: system?.viewer_url ?? hello.system?.viewer_url }) });
+  window.mpdash.socket = connect({ onHello: (hello) => applySystem({ ...system, ...hello.system, viewer_url: system?.viewer_url ?? hello.system?.viewer_url }) });
   invalidate();
 }
 

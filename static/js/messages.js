@@ -108,6 +108,7 @@ export function render(view) {
     return;
   }
   if (view.key === lastKey) return;
+  if (!lastKey || lastKey.split(":")[0] !== view.rec.id) cellSeq.clear();
   lastKey = view.key;
   const procs = new Map(view.procs.map((p) => [p.pid, p]));
   const { channels, pairs, cells, signals } = summarise(view.events);

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from tests.browser.conftest import open_page
+from tests.browser.conftest import PageWatch, open_page
 from tests.leaks import run_processes
 
 pytestmark = pytest.mark.browser
@@ -297,3 +297,67 @@ def test_every_control_is_labelled(page):
         .map(e => e.outerHTML.slice(0, 80))""")
     assert unlabelled == []
     assert not page.locator('[data-testid="viewer-link"]').is_visible()   # no viewer link on loopback
+
+
+def test_reconnect_catches_up_without_gap_or_duplicate(page, live_server):
+    pick(page, "process-target")
+    set_param(page, "delay", 0.1)
+    set_param(page, "count", 15)
+    page.click('[data-testid="run"]')
+    page.wait_for_selector('[data-testid="output"] .line')
+    # A network blip: the transport drops, the banner shows, Socket.IO reconnects by itself.
+    page.evaluate("window.mpdash.socket.io.engine.close()")
+    page.wait_for_selector('[data-testid="disconnected"]', state="visible", timeout=5_000)
+    page.wait_for_selector('[data-testid="disconnected"]', state="hidden", timeout=15_000)
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 3)
+    run_id = page.get_attribute('[data-testid="run-item"]', "data-run-id")
+    server = requests.get(f"{live_server}/api/runs/{run_id}", timeout=5).json()
+    shown = page.evaluate("id => window.mpdash.store.runs.get(id).output.map(l => l.seq)", run_id)
+    assert shown == [l["seq"] for l in server["output"]]
+    assert len(shown) == 2 * 15
+    frames = page.evaluate("id => window.mpdash.store.runs.get(id).frames.map(f => f.seq)", run_id)
+    assert frames == sorted(set(frames))
+    assert set(frames) <= {f["seq"] for f in server["metrics"]}
+
+
+def _page_with_system(browser, base, **overrides):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+
+    def patch(route):
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), **overrides})
+
+    context.route("**/api/system", patch)
+    page = context.new_page()
+    watch = PageWatch(page, base)
+    page.goto(base + "/")
+    page.wait_for_function("window.mpdash && window.mpdash.store.connected")
+    return context, page, watch
+
+
+def test_viewer_sees_no_run_or_stop(browser, live_server):
+    context, page, watch = _page_with_system(browser, live_server, role="viewer")
+    try:
+        pick(page, "process-target")
+        assert not page.locator('[data-testid="run"]').is_visible()
+        assert not page.locator('[data-testid="stop"]').is_visible()
+        page.locator("body").click(position={"x": 5, "y": 880})
+        page.keyboard.press("r")
+        page.wait_for_timeout(400)
+        assert requests.get(live_server + "/api/runs", timeout=5).json() == []
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_presenter_sees_the_viewer_link(browser, live_server):
+    url = "http://192.0.2.7:5000/?token=viewer-example"
+    context, page, watch = _page_with_system(browser, live_server, viewer_url=url)
+    try:
+        link = page.locator('[data-testid="viewer-link"]')
+        link.wait_for(state="visible")
+        assert link.inner_text() == url
+        watch.check()      # showing the link fetches nothing from it
+    finally:
+        context.close()
