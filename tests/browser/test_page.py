@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -26,9 +27,25 @@ def set_param(page, name, value):
 
 
 def wait_state(page, states=TERMINAL, timeout=30_000):
-    page.wait_for_function(
-        "states => states.includes(document.querySelector('[data-testid=run-state]').textContent.trim())",
-        arg=list(states), timeout=timeout)
+    try:
+        page.wait_for_function(
+            "states => states.includes(document.querySelector('[data-testid=run-state]').textContent.trim())",
+            arg=list(states), timeout=timeout)
+    except Exception:
+        shown = page.evaluate("""() => { const s = window.mpdash.store;
+            return {selected: s.selectedRun, seq: s.seq, connected: s.connected,
+                    runs: [...s.runs.values()].map(r => [r.id, r.state, r.seq, r.full, r.loading])}; }""")
+        base = page.url.split("/", 3)[:3]
+        server = requests.get("/".join(base) + "/api/runs", timeout=5).json()
+        for r in server:
+            if r["state"] in ("starting", "running"):
+                detail = requests.get("/".join(base) + f"/api/runs/{r['id']}", timeout=5).json()
+                for p in detail["processes"]:
+                    print(p)
+                    subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:24,cmd", "-p", str(p["pid"])])
+                print(detail["output"], detail["events"][-5:])
+        raise AssertionError(f"state stayed {page.text_content('[data-testid=run-state]')!r}; page: {shown}; "
+                             f"server: {[(r['id'], r['state'], r['seq']) for r in server]}") from None
     return page.text_content('[data-testid="run-state"]').strip()
 
 
