@@ -130,6 +130,11 @@ def test_pool_map_from_the_page(page, artifacts, live_server):
     print(f"\nrun click -> first row {perf['firstRowMs']:.0f} ms, first worker row {perf['firstWorkerMs']:.0f} ms; "
           f"{perf['draws']} draws, mean {perf['drawMs'] / max(1, perf['draws']):.2f} ms, max {perf['drawMsMax']:.1f} ms")
     assert perf["firstWorkerMs"] is not None
+    # The downloads of the shown run point at its exports.
+    csv = requests.get(live_server + page.get_attribute('[data-testid="download-csv"]', "href"), timeout=5)
+    assert csv.status_code == 200 and csv.text.startswith("t,pid,cpu_percent,rss_bytes,core,status,threads")
+    trace = requests.get(live_server + page.get_attribute('[data-testid="download-trace"]', "href"), timeout=5)
+    assert trace.status_code == 200 and "traceEvents" in trace.json()
     shoot_panels(page, artifacts, "pool-map")
 
 
