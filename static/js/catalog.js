@@ -1,0 +1,212 @@
+// The lesson list (grouped by tutorial section, plus the §11 summary map) and the parameter
+// form generated from the selected lesson's Param specs.
+import { store, invalidate } from "./store.js";
+import { el, $ } from "./util.js";
+
+export const SUMMARY_ID = "summary";
+const edited = new Map();           // lesson id -> {name: raw value} the user typed
+let formFor = null;
+
+const RULES = [
+  ["CPU-bound work (number crunching)", "processes: each has its own interpreter and GIL, so they use several cores", "threads-vs-processes"],
+  ["I/O-bound work (network, disk, waiting)", "threads or asyncio: they wait cheaply; processes cost more to start and to talk to", "process-costs"],
+  ["Sharing data between processes", "send messages (Queue, Pipe); shared Value/Array only with a lock", "race-condition"],
+  ["A batch of independent items", "a Pool: a fixed set of workers reused for every task", "pool-map"],
+  ["A crash in one worker", "stays in that process: the others and the main program carry on", "crash-isolation"],
+  ["Background helpers", "daemon processes end when their main program ends — never rely on them finishing", "daemon"],
+];
+
+export async function loadLessons() {
+  const res = await fetch("/api/lessons");
+  if (!res.ok) throw new Error(`GET /api/lessons: ${res.status}`);
+  store.lessons = await res.json();
+  store.lessonById = new Map(store.lessons.map((l) => [l.id, l]));
+  if (!store.selectedLesson && store.lessons.length) store.selectedLesson = store.lessons[0].id;
+  renderList();
+}
+
+/** Lesson ids in list order, the summary map last (what j/k walk through). */
+export function lessonOrder() {
+  return [...store.lessons.map((l) => l.id), SUMMARY_ID];
+}
+
+export function selectLesson(id) {
+  if (id !== SUMMARY_ID && !store.lessonById.has(id)) return;
+  store.selectedLesson = id;
+  invalidate();
+}
+
+export function step(delta) {
+  const order = lessonOrder();
+  const i = Math.max(0, order.indexOf(store.selectedLesson));
+  const next = order[(i + delta + order.length) % order.length];
+  selectLesson(next);
+  document.querySelector(`[data-lesson-id="${next}"]`)?.focus();
+}
+
+function renderList() {
+  const list = $("lesson-list");
+  list.replaceChildren();
+  const sections = new Map();
+  for (const l of store.lessons) {
+    if (!sections.has(l.section)) sections.set(l.section, { title: l.section_title, lessons: [] });
+    sections.get(l.section).lessons.push(l);
+  }
+  const item = (id, label, summary) => el("li", {},
+    el("button", {
+      type: "button", class: "lesson-btn", "data-testid": `lesson-${id}`, dataset: { lessonId: id },
+      title: summary || "", onclick: () => selectLesson(id),
+    }, label));
+  for (const [section, group] of sections) {
+    list.append(el("li", { class: "section" },
+      el("div", { class: "section-h" }, el("span", { class: "sec-no" }, `§${section}`), " ", group.title),
+      el("ul", {}, ...group.lessons.map((l) => item(l.id, l.title, l.summary)))));
+  }
+  list.append(el("li", { class: "section" },
+    el("div", { class: "section-h" }, el("span", { class: "sec-no" }, "§11"), " Summary"),
+    el("ul", {}, item(SUMMARY_ID, "Which lesson shows what", "The ideas of the tutorial and the rules of thumb"))));
+}
+
+function renderSummary() {
+  const card = $("summary-card");
+  const rows = store.lessons.map((l) => el("tr", {},
+    el("td", { class: "num" }, `§${l.section}`),
+    el("td", {}, el("button", { type: "button", class: "link", onclick: () => selectLesson(l.id) }, l.title)),
+    el("td", {}, l.summary)));
+  const rules = RULES.map(([when, what, lesson]) => el("li", {},
+    el("strong", {}, when), " → ", what,
+    store.lessonById.has(lesson)
+      ? el("span", {}, " (", el("button", { type: "button", class: "link", onclick: () => selectLesson(lesson) },
+        store.lessonById.get(lesson).title), ")")
+      : null));
+  card.replaceChildren(
+    el("h2", {}, "§11 Summary: which lesson shows what"),
+    el("table", { class: "summary-table" }, el("tbody", {}, ...rows)),
+    el("h3", {}, "Rules of thumb"),
+    el("ul", { class: "rules", "data-testid": "rules" }, ...rules));
+}
+
+function field(lesson, p) {
+  const id = `param-${p.name}`;
+  const saved = edited.get(lesson.id)?.[p.name];
+  const value = saved !== undefined ? saved : p.default;
+  const onInput = (e) => {
+    const t = e.target;
+    const v = t.type === "checkbox" ? t.checked : t.value;
+    edited.set(lesson.id, { ...(edited.get(lesson.id) || {}), [p.name]: v });
+    hideParamError();
+  };
+  let input;
+  if (p.type === "bool") {
+    input = el("input", { type: "checkbox", id, name: p.name, "data-testid": id, onchange: onInput });
+    input.checked = !!value;
+  } else if (p.type === "choice") {
+    input = el("select", { id, name: p.name, "data-testid": id, onchange: onInput },
+      ...(p.choices || []).map((c) => el("option", { value: c, selected: c === value }, c)));
+  } else {
+    input = el("input", {
+      type: "number", id, name: p.name, "data-testid": id, inputmode: p.type === "int" ? "numeric" : "decimal",
+      min: p.min ?? null, max: p.max ?? null, step: p.type === "int" ? 1 : "any", oninput: onInput,
+      class: "num", "aria-describedby": `${id}-help`,
+    });
+    input.value = String(value);
+  }
+  const range = p.min !== null && p.max !== null && p.type !== "choice" && p.type !== "bool" ? ` ${p.min}–${p.max}` : "";
+  return el("div", { class: `field field-${p.type}`, dataset: { param: p.name } },
+    el("label", { for: id }, p.name, p.unit ? el("span", { class: "unit" }, ` (${p.unit})`) : null),
+    input,
+    el("span", { id: `${id}-help`, class: "sr-only" }, `${p.help}.${range ? ` Allowed:${range}.` : ""}`));
+}
+
+function renderForm(lesson) {
+  const box = $("param-fields");
+  hideParamError();
+  if (!lesson) {
+    box.replaceChildren();
+    return;
+  }
+  box.replaceChildren(...lesson.params.map((p) => field(lesson, p)));
+  for (const node of box.querySelectorAll(".field")) {
+    const p = lesson.params.find((q) => q.name === node.dataset.param);
+    node.title = p.help + (p.min !== null && p.max !== null ? ` (${p.min}–${p.max}${p.unit ? " " + p.unit : ""})` : "");
+  }
+}
+
+/** The form's values, typed per the spec: {params} or {error, field}. */
+export function readParams() {
+  const lesson = store.lessonById.get(store.selectedLesson);
+  if (!lesson) return { error: "pick a lesson first" };
+  const params = {};
+  for (const p of lesson.params) {
+    const input = $(`param-${p.name}`);
+    if (!input) continue;
+    if (p.type === "bool") params[p.name] = input.checked;
+    else if (p.type === "choice") params[p.name] = input.value;
+    else {
+      const text = input.value.trim();
+      const n = Number(text);
+      if (text === "" || !Number.isFinite(n)) return { error: `param '${p.name}' must be a number`, field: p.name };
+      params[p.name] = n;
+    }
+  }
+  return { lesson: lesson.id, params };
+}
+
+/** Show an error next to the field it names (or under the form). */
+export function showParamError(message) {
+  const box = $("param-error");
+  const named = /param '([^']+)'/.exec(message || "");
+  const fieldNode = named ? document.querySelector(`.field[data-param="${CSS.escape(named[1])}"]`) : null;
+  document.querySelectorAll(".field.invalid").forEach((n) => n.classList.remove("invalid"));
+  if (fieldNode) {
+    fieldNode.classList.add("invalid");
+    fieldNode.querySelector("input,select")?.setAttribute("aria-invalid", "true");
+    fieldNode.querySelector("input,select")?.setAttribute("aria-errormessage", "param-error");
+    fieldNode.after(box);
+  } else {
+    $("params").append(box);
+  }
+  box.textContent = message;
+  box.hidden = false;
+}
+
+export function hideParamError() {
+  const box = $("param-error");
+  box.hidden = true;
+  box.textContent = "";
+  document.querySelectorAll(".field.invalid").forEach((n) => {
+    n.classList.remove("invalid");
+    n.querySelector("input,select")?.removeAttribute("aria-invalid");
+  });
+}
+
+let lastLesson = undefined;
+let lastCount = -1;
+export function render() {
+  if (store.lessons.length !== lastCount) {
+    lastCount = store.lessons.length;
+    renderList();
+    renderSummary();
+  }
+  const id = store.selectedLesson;
+  for (const b of document.querySelectorAll(".lesson-btn")) {
+    if (b.dataset.lessonId === id) b.setAttribute("aria-current", "true");
+    else b.removeAttribute("aria-current");
+  }
+  if (id === lastLesson) return;
+  lastLesson = id;
+  const summary = id === SUMMARY_ID;
+  const lesson = store.lessonById.get(id);
+  $("summary-card").hidden = !summary;
+  $("lesson-card").hidden = summary;
+  $("lesson-title").textContent = summary ? "Which lesson shows what" : lesson ? lesson.title : "";
+  $("lesson-section").textContent = summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : "";
+  if (!summary && formFor !== id) {
+    formFor = id;
+    renderForm(lesson);
+  }
+  if (summary) {
+    formFor = null;
+    renderForm(null);
+  }
+}

@@ -1,0 +1,80 @@
+// The lesson side: its source (highlighted), explanation and "predict" question; and for the
+// shown run: the result, the findings in plain words, the error if any, and the downloads.
+import hljs from "/static/vendor/highlight/core.min.js";
+import python from "/static/vendor/highlight/python.min.js";
+import { store } from "./store.js";
+import { $, el, pyJson, fmtDuration } from "./util.js";
+
+hljs.registerLanguage("python", python);
+
+let codeFor = null;
+let answerKey = null;
+
+function renderLesson() {
+  const id = store.selectedLesson;
+  if (id === codeFor) return;
+  const lesson = store.lessonById.get(id);
+  if (!lesson) return;
+  codeFor = id;
+  const code = $("code");
+  code.innerHTML = hljs.highlight(lesson.code, { language: "python" }).value;
+  code.dataset.lesson = id;
+  $("explanation").replaceChildren(el("p", {}, lesson.explanation));
+  $("predict").replaceChildren(
+    el("span", { class: "predict-tag" }, "Predict"),
+    el("p", {}, lesson.predict));
+}
+
+function paramsText(params) {
+  return Object.entries(params || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+}
+
+function renderAnswer(view) {
+  const rec = view?.rec;
+  const key = rec ? `${rec.id}:${rec.seq}:${view.replaying}:${rec.state}` : "none";
+  if (key === answerKey) return;
+  answerKey = key;
+  if (!rec) {
+    $("run-title").textContent = "No run yet: pick a lesson and press Run.";
+    $("result").textContent = "";
+    $("findings").replaceChildren();
+    $("run-error").hidden = true;
+    $("downloads").hidden = true;
+    return;
+  }
+  const lesson = store.lessonById.get(rec.lesson);
+  $("run-title").replaceChildren(...[
+    el("strong", {}, lesson ? lesson.title : rec.title || rec.lesson),
+    el("span", { class: "sub" }, ` ${paramsText(rec.params)}`),
+    rec.ended_at ? el("span", { class: "sub num" }, ` · ${fmtDuration(rec.ended_at - rec.started_at)}`) : null].filter(Boolean));
+  const result = $("result");
+  if (view.replaying) {
+    result.textContent = "";
+    result.dataset.pending = "replay";
+  } else if (rec.state === "starting" || rec.state === "running") {
+    result.textContent = "";
+    result.dataset.pending = "running";
+  } else {
+    result.textContent = pyJson(rec.result);
+    delete result.dataset.pending;
+  }
+  const findings = view.findings || [];
+  $("findings").replaceChildren(...findings.map((f) => el("li", { "data-testid": `finding-${f.key}`, "data-value": typeof f.value === "object" ? JSON.stringify(f.value) : String(f.value) }, f.text)));
+  if (!findings.length && !view.replaying && rec.ended_at) {
+    $("findings").replaceChildren(el("li", { class: "empty" }, "This lesson measures nothing beyond its result."));
+  }
+  const err = $("run-error");
+  err.hidden = !view.error;
+  err.textContent = view.error || "";
+  const dl = $("downloads");
+  dl.hidden = false;
+  $("dl-csv").href = `/api/runs/${encodeURIComponent(rec.id)}/metrics.csv`;
+  $("dl-csv").setAttribute("download", `${rec.id}-metrics.csv`);
+  $("dl-trace").href = `/api/runs/${encodeURIComponent(rec.id)}/trace.json`;
+  $("dl-trace").setAttribute("download", `${rec.id}-trace.json`);
+}
+
+export function render(view) {
+  renderLesson();
+  renderAnswer(view);
+}

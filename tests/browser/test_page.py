@@ -1,0 +1,385 @@
+"""End-to-end: the page drives real runs in headless Chromium and shows what happened."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.browser.conftest import PageWatch, open_page
+from tests.leaks import run_processes
+
+pytestmark = pytest.mark.browser
+
+TERMINAL = ("finished", "failed", "stopped")
+
+
+def pick(page, lesson):
+    page.click(f'[data-testid="lesson-{lesson}"]')
+    page.wait_for_selector(f'#code[data-lesson="{lesson}"]')
+
+
+def set_param(page, name, value):
+    page.fill(f'[data-testid="param-{name}"]', str(value))
+
+
+def wait_state(page, states=TERMINAL, timeout=30_000):
+    try:
+        page.wait_for_function(
+            "states => states.includes(document.querySelector('[data-testid=run-state]').textContent.trim())",
+            arg=list(states), timeout=timeout)
+    except Exception:
+        shown = page.evaluate("""() => { const s = window.mpdash.store;
+            return {selected: s.selectedRun, seq: s.seq, connected: s.connected,
+                    runs: [...s.runs.values()].map(r => [r.id, r.state, r.seq, r.full, r.loading])}; }""")
+        base = page.url.split("/", 3)[:3]
+        server = requests.get("/".join(base) + "/api/runs", timeout=5).json()
+        for r in server:
+            if r["state"] in ("starting", "running"):
+                detail = requests.get("/".join(base) + f"/api/runs/{r['id']}", timeout=5).json()
+                for p in detail["processes"]:
+                    print(p)
+                    subprocess.run(["ps", "-o", "pid,ppid,stat,wchan:24,cmd", "-p", str(p["pid"])])
+                print(detail["output"], detail["events"][-5:])
+        raise AssertionError(f"state stayed {page.text_content('[data-testid=run-state]')!r}; page: {shown}; "
+                             f"server: {[(r['id'], r['state'], r['seq']) for r in server]}") from None
+    return page.text_content('[data-testid="run-state"]').strip()
+
+
+def rows(page):
+    return page.eval_on_selector_all('[data-testid="proc-row"]', """els => els.map(e => ({
+        pid: +e.dataset.pid, role: e.dataset.role, state: e.dataset.state, end: e.dataset.end || null,
+        exitcode: e.dataset.exitcode === undefined ? null : +e.dataset.exitcode}))""")
+
+
+def wait_all_exited(page, n, timeout=15_000):
+    try:
+        page.wait_for_function(
+            """n => { const r = [...document.querySelectorAll('[data-testid=proc-row]')];
+                     return r.length >= n && r.every(e => e.dataset.state === 'exited' && e.dataset.exitcode !== undefined); }""",
+            arg=n, timeout=timeout)
+    except Exception:
+        raise AssertionError(f"not every process ended with a code: {rows(page)}") from None
+
+
+def result_of(page):
+    text = page.inner_text('[data-testid="result"]').strip()
+    return json.loads(text) if text else None
+
+
+def shoot_panels(page, artifacts, prefix):
+    page.screenshot(path=str(artifacts / f"{prefix}-page.png"), full_page=True)
+    panels = {
+        "header": ".topbar", "lessons": ".lessons-panel", "runs": ".runs-panel",
+        "cores": "#cores-h", "processes": "#procs-h", "timeline": "#timeline-h", "tree": "#tree-h",
+        "messages": "#messages-h", "output": "#output-h", "code": "#lesson-card", "answer": "#answer-h",
+    }
+    for name, selector in panels.items():
+        node = page.locator(selector).first
+        if not node.is_visible():
+            continue
+        if selector.endswith("-h"):
+            node = node.locator("xpath=..")
+        node.screenshot(path=str(artifacts / f"{prefix}-{name}.png"))
+
+
+def canvas_pixels(page, testid, rgb=None):
+    """Pixels of a chart's canvas that are drawn; with ``rgb``, only those close to that colour."""
+    return page.evaluate(
+        """([id, rgb]) => {
+            const c = document.querySelector(`[data-testid="${id}"] canvas`);
+            if (!c) return -1;
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) {
+                if (d[i + 3] < 200) continue;
+                if (!rgb) { n++; continue; }
+                if (Math.abs(d[i] - rgb[0]) < 40 && Math.abs(d[i + 1] - rgb[1]) < 40 && Math.abs(d[i + 2] - rgb[2]) < 40) n++;
+            }
+            return n;
+        }""", [testid, rgb])
+
+
+def test_pool_map_from_the_page(page, artifacts, live_server):
+    pick(page, "pool-map")
+    set_param(page, "spin", 0.2)
+    page.click('[data-testid="run"]')
+    # The run answers at once: it is listed and its main process appears before it ends.
+    page.wait_for_selector('[data-testid="run-item"][data-state]')
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 4)
+    found = rows(page)
+    mains = [r for r in found if r["role"] == "main"]
+    workers = [r for r in found if r["role"] == "worker"]
+    assert len(mains) == 1 and mains[0]["exitcode"] == 0 and mains[0]["end"] == "exit"
+    assert len(workers) >= 3
+    for w in workers:
+        # `with Pool()` ends its workers with SIGTERM: terminated, not a crash.
+        assert w["end"] in ("exit", "terminated"), w
+        assert w["exitcode"] in (0, -15), w
+    assert result_of(page) == [1, 4, 9, 16, 25]
+    text = page.inner_text('[data-testid="proc-table"]')
+    if any(w["exitcode"] == -15 for w in workers):
+        assert "SIGTERM" in text      # a negative exit code is shown as the signal's name
+    assert "[1, 4, 9, 16, 25]" in page.inner_text('[data-testid="output"]')
+    # The page's own numbers, printed so a run of the suite shows them.
+    perf = page.evaluate("window.mpdash.store.perf")
+    print(f"\nrun click -> first row {perf['firstRowMs']:.0f} ms, first worker row {perf['firstWorkerMs']:.0f} ms; "
+          f"{perf['draws']} draws, mean {perf['drawMs'] / max(1, perf['draws']):.2f} ms, max {perf['drawMsMax']:.1f} ms")
+    assert perf["firstWorkerMs"] is not None
+    # The downloads of the shown run point at its exports.
+    csv = requests.get(live_server + page.get_attribute('[data-testid="download-csv"]', "href"), timeout=5)
+    assert csv.status_code == 200 and csv.text.startswith("t,pid,cpu_percent,rss_bytes,core,status,threads")
+    trace = requests.get(live_server + page.get_attribute('[data-testid="download-trace"]', "href"), timeout=5)
+    assert trace.status_code == 200 and "traceEvents" in trace.json()
+    shoot_panels(page, artifacts, "pool-map")
+
+
+@pytest.mark.parametrize("lesson, line", [("process-target", "Number: 1"), ("process-subclass", "1")])
+def test_process_lessons_from_the_page(page, lesson, line):
+    pick(page, lesson)
+    page.click('[data-testid="run"]')
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 3)
+    found = rows(page)
+    children = [r for r in found if r["role"] == "worker"]
+    assert len(children) == 2
+    assert all(r["exitcode"] == 0 and r["end"] == "exit" for r in found)
+    # Each child printed, and each line is labelled with the pid that printed it.
+    out_pids = set(page.eval_on_selector_all('[data-testid="output"] .line', "els => els.map(e => +e.dataset.pid)"))
+    assert {r["pid"] for r in children} <= out_pids
+    assert line in page.inner_text('[data-testid="output"]')
+    assert page.inner_text('[data-testid="result"]').strip() == "null"
+
+
+def test_charts_draw_and_timeline_shows_exits(page, artifacts):
+    pick(page, "pool-map")
+    set_param(page, "spin", 0.3)
+    set_param(page, "items", 9)
+    page.click('[data-testid="run"]')
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 4)
+    page.wait_for_timeout(100)
+    # Lines in the main process's colour (Okabe–Ito orange) on the per-process charts.
+    assert canvas_pixels(page, "chart-proc-cpu", [0xE6, 0x9F, 0x00]) > 30
+    assert canvas_pixels(page, "chart-proc-mem", [0xE6, 0x9F, 0x00]) > 30
+    assert canvas_pixels(page, "chart-cpu-cores") > 500
+    main_pid = next(r["pid"] for r in rows(page) if r["role"] == "main")
+    exit_label = page.inner_text(f'[data-testid="timeline-exit"][data-pid="{main_pid}"]')
+    assert "exit 0" in exit_label and "✓" in exit_label
+    lanes = page.locator('[data-testid="timeline"] .tl-lane').count()
+    assert lanes >= 4
+    page.locator("#timeline-h").locator("xpath=..").screenshot(path=str(artifacts / "timeline.png"))
+
+
+def test_late_joiner_sees_the_same_run(browser, live_server, page):
+    pick(page, "pool-map")
+    set_param(page, "spin", 0.5)
+    set_param(page, "items", 8)
+    page.click('[data-testid="run"]')
+    page.wait_for_selector('[data-testid="proc-row"][data-role="worker"]')
+    # A second viewer opens the page in the middle of the run.
+    ctx2, late, watch2 = open_page(browser, live_server)
+    try:
+        assert wait_state(page) == "finished"
+        assert wait_state(late) == "finished"
+        wait_all_exited(page, 4)
+        wait_all_exited(late, 4)
+        key = lambda rs: sorted((r["pid"], r["role"], r["exitcode"], r["end"]) for r in rs)
+        assert key(rows(late)) == key(rows(page))
+        assert result_of(late) == result_of(page) == [n * n for n in range(1, 9)]
+        lines = lambda p: p.eval_on_selector_all('[data-testid="output"] .line .text', "els => els.map(e => e.textContent)")
+        assert lines(late) == lines(page)       # no gap, no duplicate
+        frames = lambda p: p.evaluate("[...window.mpdash.store.runs.values()][0].frames.map(f => f.seq)")
+        a, b = frames(page), frames(late)
+        assert a == sorted(set(a)) and b == sorted(set(b))
+        assert a == b
+        watch2.check()
+    finally:
+        ctx2.close()
+
+
+def test_stop_from_the_page(page, live_server):
+    pick(page, "pool-map")
+    set_param(page, "spin", 5)
+    set_param(page, "items", 20)
+    page.click('[data-testid="run"]')
+    page.wait_for_function("document.querySelectorAll('[data-testid=proc-row][data-role=worker]').length >= 3")
+    assert page.is_enabled('[data-testid="stop"]')
+    started = time.monotonic()
+    page.click('[data-testid="stop"]')
+    assert wait_state(page, timeout=10_000) == "stopped"
+    assert time.monotonic() - started < 5
+    assert run_processes(os.getpid()) == [] or _gone_within(2.0)
+    # Stop kills the whole group: every row ends as killed (a grandchild's code may stay unknown).
+    page.wait_for_function("""() => { const r = [...document.querySelectorAll('[data-testid=proc-row]')];
+        return r.length >= 4 && r.every(e => e.dataset.state === 'exited' && e.dataset.end); }""")
+    found = rows(page)
+    assert all(r["end"] in ("killed", "terminated") for r in found), found
+    assert "killed" in page.inner_text('[data-testid="timeline"]')
+
+
+def _gone_within(seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not run_processes(os.getpid()):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_out_of_bounds_param_shows_error_and_starts_nothing(page, live_server):
+    pick(page, "pool-map")
+    set_param(page, "workers", 999)
+    page.click('[data-testid="run"]')
+    error = page.locator('[data-testid="param-error"]')
+    error.wait_for(state="visible")
+    assert "workers" in error.inner_text()
+    # The error sits with the field that caused it.
+    assert page.evaluate("document.querySelector('[data-testid=param-error]').previousElementSibling.dataset.param") == "workers"
+    page.wait_for_timeout(300)
+    assert page.locator('[data-testid="run-item"]').count() == 0
+    assert requests.get(live_server + "/api/runs", timeout=5).json() == []
+    # Fixing the value clears the error.
+    set_param(page, "workers", 2)
+    assert not error.is_visible()
+
+
+def test_keyboard_r_runs_and_j_k_move(page):
+    pick(page, "process-target")
+    page.locator("body").click(position={"x": 5, "y": 900})
+    page.keyboard.press("j")
+    page.wait_for_selector('[data-testid="lesson-process-subclass"][aria-current="true"]')
+    page.keyboard.press("k")
+    page.wait_for_selector('[data-testid="lesson-process-target"][aria-current="true"]')
+    page.locator("body").click(position={"x": 5, "y": 900})
+    page.keyboard.press("r")
+    page.wait_for_selector('[data-testid="run-item"]')
+    assert wait_state(page) == "finished"
+
+
+def test_replay_scrubber_shows_the_past(page):
+    pick(page, "pool-map")
+    set_param(page, "spin", 0.3)
+    page.click('[data-testid="run"]')
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 4)
+    scrubber = page.locator('[data-testid="scrubber"]')
+    scrubber.wait_for(state="visible")
+    scrubber.fill("0")
+    page.wait_for_function("!document.querySelector('[data-testid=proc-row][data-state=exited]')")
+    assert page.inner_text('[data-testid="result"]').strip() == ""
+    assert len(rows(page)) <= 1
+    scrubber.fill("1000")
+    wait_all_exited(page, 4)
+    assert result_of(page) == [1, 4, 9, 16, 25]
+
+
+def test_compare_two_runs(page):
+    pick(page, "pool-map")
+    for workers in (1, 3):
+        set_param(page, "workers", workers)
+        page.click('[data-testid="run"]')
+        page.wait_for_function("n => document.querySelectorAll('[data-testid=run-item]').length >= n", arg=workers // 2 + 1)
+        assert wait_state(page) == "finished"
+    page.wait_for_function("document.querySelector('[data-testid=compare-select]').options.length >= 2")
+    other = page.eval_on_selector('[data-testid="compare-select"]', "s => s.options[1].value")
+    page.select_option('[data-testid="compare-select"]', other)
+    dialog = page.locator('[data-testid="compare"]')
+    dialog.wait_for(state="visible")
+    page.wait_for_function("document.querySelectorAll('[data-testid=compare-col] canvas').length >= 4")
+    assert page.locator('[data-testid="compare-col"]').count() == 2
+    texts = page.locator('[data-testid="compare-col"] .result').all_inner_texts()
+    assert texts == ["[1, 4, 9, 16, 25]"] * 2
+    page.click('[data-testid="compare-close"]')
+    dialog.wait_for(state="hidden")
+
+
+def test_presentation_and_theme_are_remembered(page):
+    page.click('[data-testid="presentation-toggle"]')
+    page.click('[data-testid="theme-toggle"]')
+    page.reload()
+    page.wait_for_function("window.mpdash && window.mpdash.store.connected")
+    assert page.evaluate("document.documentElement.classList.contains('presenting')")
+    assert page.evaluate("document.documentElement.dataset.theme") in ("dark", "light")
+    size = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+    assert size >= 20
+    assert page.get_attribute('[data-testid="presentation-toggle"]', "aria-pressed") == "true"
+    assert not page.locator('[data-testid="run-list"]').is_visible()     # a secondary panel
+
+
+def test_every_control_is_labelled(page):
+    pick(page, "pool-map")
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, button')]
+        .filter(e => e.offsetParent !== null)
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+        .map(e => e.outerHTML.slice(0, 80))""")
+    assert unlabelled == []
+    assert not page.locator('[data-testid="viewer-link"]').is_visible()   # no viewer link on loopback
+
+
+def test_reconnect_catches_up_without_gap_or_duplicate(page, live_server):
+    pick(page, "process-target")
+    set_param(page, "delay", 0.1)
+    set_param(page, "count", 15)
+    page.click('[data-testid="run"]')
+    page.wait_for_selector('[data-testid="output"] .line')
+    # A network blip: the transport drops, the banner shows, Socket.IO reconnects by itself.
+    page.evaluate("window.mpdash.socket.io.engine.close()")
+    page.wait_for_selector('[data-testid="disconnected"]', state="visible", timeout=5_000)
+    page.wait_for_selector('[data-testid="disconnected"]', state="hidden", timeout=15_000)
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 3)
+    run_id = page.get_attribute('[data-testid="run-item"]', "data-run-id")
+    server = requests.get(f"{live_server}/api/runs/{run_id}", timeout=5).json()
+    shown = page.evaluate("id => window.mpdash.store.runs.get(id).output.map(l => l.seq)", run_id)
+    assert shown == [l["seq"] for l in server["output"]]
+    assert len(shown) == 2 * 15
+    frames = page.evaluate("id => window.mpdash.store.runs.get(id).frames.map(f => f.seq)", run_id)
+    assert frames == sorted(set(frames))
+    assert set(frames) <= {f["seq"] for f in server["metrics"]}
+
+
+def _page_with_system(browser, base, **overrides):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+
+    def patch(route):
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), **overrides})
+
+    context.route("**/api/system", patch)
+    page = context.new_page()
+    watch = PageWatch(page, base)
+    page.goto(base + "/")
+    page.wait_for_function("window.mpdash && window.mpdash.store.connected")
+    return context, page, watch
+
+
+def test_viewer_sees_no_run_or_stop(browser, live_server):
+    context, page, watch = _page_with_system(browser, live_server, role="viewer")
+    try:
+        pick(page, "process-target")
+        assert not page.locator('[data-testid="run"]').is_visible()
+        assert not page.locator('[data-testid="stop"]').is_visible()
+        page.locator("body").click(position={"x": 5, "y": 880})
+        page.keyboard.press("r")
+        page.wait_for_timeout(400)
+        assert requests.get(live_server + "/api/runs", timeout=5).json() == []
+        watch.check()
+    finally:
+        context.close()
+
+
+def test_presenter_sees_the_viewer_link(browser, live_server):
+    url = "http://192.0.2.7:5000/?token=viewer-example"
+    context, page, watch = _page_with_system(browser, live_server, viewer_url=url)
+    try:
+        link = page.locator('[data-testid="viewer-link"]')
+        link.wait_for(state="visible")
+        assert link.inner_text() == url
+        watch.check()      # showing the link fetches nothing from it
+    finally:
+        context.close()
