@@ -35,7 +35,7 @@ class Dashboard:
         self.sampler = Sampler(self.hub, live_pids=lambda: self.engine.live_pids(),
                                on_over_memory=lambda run_id, why: self.engine.request_stop(run_id, why),
                                hz=hz)
-        self.engine = Engine(self.hub, on_birth=self.sampler.poke)
+        self.engine = Engine(self.hub, on_birth=self.sampler.poke, on_death=self.sampler.on_death)
         self.sampler.start()
         self._closed = False
 
@@ -53,6 +53,8 @@ class Dashboard:
             "start_methods": multiprocessing.get_all_start_methods(),
             "limits": self.limits.to_json(),
             "sample_hz": self.hub.sample_hz,
+            "sample_hz_actual": self.sampler.actual_hz(),
+            "sampler": self.sampler.backend.name,
             "cgroups": False,
             "subreaper": self.engine.subreaper,
         }

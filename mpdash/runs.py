@@ -112,10 +112,13 @@ class _Live:
 class Engine:
     """Starts, watches and stops runs; owns the supervisor thread."""
 
-    def __init__(self, hub: Hub, python: str = sys.executable, on_birth: Callable | None = None):
+    def __init__(self, hub: Hub, python: str = sys.executable, on_birth: Callable | None = None,
+                 on_death: Callable | None = None):
         self.hub = hub
         self.python = python
         self.on_birth = on_birth or (lambda run, pid: None)
+        # Called the instant an exit is seen, before anyone reaps (the sampler's last reading).
+        self.on_death = on_death or (lambda run, pid: None)
         self.server_pid = os.getpid()
         self.subreaper = _set_child_subreaper()
         self._tmp = tempfile.mkdtemp(prefix="mpdash-")
@@ -505,6 +508,8 @@ class Engine:
     def _ended(self, live: _Live, pid: int) -> None:
         run, hub = live.run, self.hub
         fd = live.pidfds.pop(pid, None)
+        if fd is not None:
+            self.on_death(run, pid)
         code = self._reap(live, pid)
         if fd is not None:
             self._sel.unregister(fd)

@@ -3,23 +3,33 @@
 Every period (``1 / hz``) it builds one columnar frame — ``pid``, ``cpu`` (% of one core, one
 decimal), ``rss`` (KiB), ``core`` (last CPU it ran on), ``status`` (one letter as in
 ``/proc/<pid>/stat``), ``threads`` — and hands it to the Hub, which keeps each run's share and
-pushes the frame to viewers. A birth pokes the sampler so a process that lives less than a
-period (the tutorial's pool workers live ~100 ms) still appears in a frame.
+pushes the frame to viewers (only while there are some).
+
+Fidelity for short lives (the tutorial's pool workers live ~100 ms): a birth pokes the sampler
+so the newborn is in a frame within a few ms, and the engine calls ``on_death`` the instant a
+pidfd reports an exit, before anyone reaps: the process is a zombie then and its ``stat`` (CPU
+times intact) can still be read; that last reading goes into the next frame.
 
 CPU % is computed from CPU-time deltas, with the process's start as the first baseline, so a
 newborn's first sample is already meaningful (psutil's ``cpu_percent()`` answers 0.0 first).
+
+Two backends, same columns: ``procfs`` (Linux: one ``pread`` of a kept ``/proc/<pid>/stat`` fd
+per process, see ``mpdash.procfs``) and ``psutil`` (portable, ~5x the CPU; see
+docs/BENCHMARKS.md).
 """
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 
 import psutil
 
+from mpdash import procfs
 from mpdash.state import Hub
 
-__all__ = ["Sampler", "STATUS_LETTERS"]
+__all__ = ["Sampler", "STATUS_LETTERS", "ProcfsBackend", "PsutilBackend", "make_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +41,114 @@ STATUS_LETTERS = {
 }
 
 
-class _Tracked:
-    """A cached psutil.Process with the CPU time and instant of its previous sample."""
-    __slots__ = ("proc", "create_time", "cpu_time", "at")
+class ProcfsBackend:
+    """``read(pid)`` -> (status, cpu seconds, threads, started, rss KiB, core) or None.
+    ``started`` and ``now()`` are on the same clock (seconds since boot)."""
+    name = "procfs"
 
-    def __init__(self, proc: psutil.Process):
-        self.proc = proc
-        self.create_time = proc.create_time()
-        self.cpu_time = 0.0
-        self.at = self.create_time
+    def __init__(self):
+        self._stat = procfs.StatReader(keep_open=True)
+        self._cores = procfs.CoreMeter()
+        self._tck = float(procfs.CLK_TCK)
+        self.now = procfs.boot_seconds
+
+    def read(self, pid: int):
+        s = self._stat.read(pid)
+        if s is None:
+            return None
+        return s[0], s[1] / self._tck, s[2], s[3] / self._tck, s[4], s[5]
+
+    def read_once(self, pid: int):
+        """From another thread (the engine's, at an exit): a fresh open, nothing shared."""
+        try:
+            with open(f"/proc/{pid}/stat", "rb", buffering=0) as f:
+                s = procfs.parse_stat(f.read(1024))
+        except (OSError, ValueError, IndexError):
+            return None
+        return s[0], s[1] / self._tck, s[2], s[3] / self._tck, s[4], s[5]
+
+    def forget(self, pid: int) -> None:
+        self._stat.forget(pid)
+
+    def cores(self) -> list[float]:
+        return self._cores.percent()
+
+    def close(self) -> None:
+        self._stat.close()
+        self._cores.close()
+
+
+class PsutilBackend:
+    """The portable path: a cached ``psutil.Process`` per pid, read under ``oneshot()``."""
+    name = "psutil"
+    now = staticmethod(time.time)
+
+    def __init__(self):
+        self._procs: dict[int, tuple[psutil.Process, float]] = {}
+        psutil.cpu_percent(percpu=True)   # the first call only sets the baseline
+
+    def read(self, pid: int):
+        entry = self._procs.get(pid)
+        try:
+            if entry is None:
+                proc = psutil.Process(pid)
+                entry = self._procs[pid] = (proc, proc.create_time())
+            return _psutil_reading(*entry)
+        except psutil.Error:
+            self._procs.pop(pid, None)
+            return None
+
+    def read_once(self, pid: int):
+        try:
+            proc = psutil.Process(pid)
+            return _psutil_reading(proc, proc.create_time())
+        except psutil.Error:
+            return None
+
+    def forget(self, pid: int) -> None:
+        self._procs.pop(pid, None)
+
+    def cores(self) -> list[float]:
+        return [round(c, 1) for c in psutil.cpu_percent(percpu=True)]
+
+    def close(self) -> None:
+        self._procs.clear()
+
+
+def _psutil_reading(proc: psutil.Process, created: float):
+    with proc.oneshot():
+        times = proc.cpu_times()
+        rss = proc.memory_info().rss
+        core = proc.cpu_num()
+        status = proc.status()
+        threads = proc.num_threads()
+    return (STATUS_LETTERS.get(status, "?"), times.user + times.system, threads, created,
+            rss // 1024, core)
+
+
+def make_backend(name: str = "auto"):
+    if name == "psutil" or (name == "auto" and not procfs.available()):
+        return PsutilBackend()
+    return ProcfsBackend()
 
 
 class Sampler:
-    def __init__(self, hub: Hub, live_pids, on_over_memory=None, hz: float = 10.0):
+    def __init__(self, hub: Hub, live_pids, on_over_memory=None, hz: float = 10.0,
+                 backend: str = "auto"):
         """``live_pids()`` -> {run_id: [pid, ...]}; ``on_over_memory(run_id, reason)``."""
         self.hub = hub
         self.live_pids = live_pids
         self.on_over_memory = on_over_memory or (lambda run_id, reason: None)
         self.hz = hz
-        self._cache: dict[int, _Tracked] = {}
+        self.backend = make_backend(backend)
+        # pid -> (started, cpu seconds at the previous sample, instant of it), backend's clock
+        self._prev: dict[int, tuple[float, float, float]] = {}
+        self._deaths: collections.deque = collections.deque()   # (run_id, pid, reading, now)
+        self._instants: collections.deque = collections.deque(maxlen=max(4, int(hz * 2) + 1))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mpdash-sampler", daemon=True)
         self.frames = 0
-        psutil.cpu_percent(percpu=True)   # the first call only sets the baseline
 
     def start(self) -> "Sampler":
         self._thread.start()
@@ -64,10 +158,25 @@ class Sampler:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=2)
+        self.backend.close()
 
     def poke(self, *_ignored) -> None:
         """Sample now (a birth), not at the next tick."""
         self._wake.set()
+
+    def on_death(self, run, pid: int) -> None:
+        """Called by the engine the instant an exit is seen, before the process is reaped."""
+        reading = self.backend.read_once(pid)
+        if reading is not None:
+            self._deaths.append((run.id, pid, reading, self.backend.now()))
+
+    def actual_hz(self) -> float:
+        """Frames per second over the last ~2 s (births add frames, a loaded machine drops
+        some); 0.0 before two frames or when nothing was sampled for a while."""
+        instants = list(self._instants)
+        if len(instants) < 2 or time.monotonic() - instants[-1] > 2.0:
+            return 0.0
+        return round((len(instants) - 1) / (instants[-1] - instants[0]), 2)
 
     def _loop(self) -> None:
         period = 1.0 / self.hz
@@ -85,63 +194,72 @@ class Sampler:
                 log.exception("sample")
             next_tick = max(next_tick + period, time.monotonic() + (period / 2 if poked else 0))
 
-    def _tracked(self, pid: int) -> _Tracked | None:
-        tracked = self._cache.get(pid)
-        try:
-            if tracked is None or tracked.proc.create_time() != tracked.create_time:
-                tracked = self._cache[pid] = _Tracked(psutil.Process(pid))
-        except psutil.Error:
-            self._cache.pop(pid, None)
+    def sample(self) -> dict | None:
+        """Read everything once and hand the frame to the Hub; returns the frame, or None when
+        there was nothing to sample and nobody to show the cores to."""
+        hub = self.hub
+        live = self.live_pids()
+        watched = hub.viewers > 0
+        if not live and not self._deaths and not watched:
+            self._prev.clear()
             return None
-        return tracked
-
-    def sample(self) -> dict:
-        """Read everything once and hand the frame to the Hub; returns the frame."""
-        now = time.time()
-        frame = {"t": round(now, 3), "cores": [round(c, 1) for c in psutil.cpu_percent(percpu=True)],
-                 "pid": [], "cpu": [], "rss": [], "core": [], "status": "", "threads": []}
-        statuses: list[str] = []
+        backend, prev = self.backend, self._prev
+        t = time.time()
+        frame = {"t": round(t, 3), "cores": backend.cores()}
+        pids, cpus, rsss, cores, statuses, threads = [], [], [], [], [], []
         per_run: dict[str, list[int]] = {}
-        seen: set[int] = set()
-        for run_id, pids in self.live_pids().items():
-            idx = per_run.setdefault(run_id, [])
-            rss_sum = 0
-            for pid in pids:
-                tracked = self._tracked(pid)
-                if tracked is None:
+        rss_by_run: dict[str, int] = {}
+
+        def put(run_id, pid, reading, now):
+            status, cpu_s, nthreads, started, rss, core = reading
+            before = prev.get(pid)
+            if before is None or before[0] != started:
+                before = (started, 0.0, started)
+            elapsed = now - before[2]
+            cpu = (cpu_s - before[1]) / elapsed * 100.0 if elapsed > 1e-3 else 0.0
+            prev[pid] = (started, cpu_s, now)
+            per_run.setdefault(run_id, []).append(len(pids))
+            pids.append(pid)
+            cpus.append(round(cpu, 1) if cpu > 0 else 0.0)
+            rsss.append(rss)
+            cores.append(core)
+            statuses.append(status)
+            threads.append(nthreads)
+            rss_by_run[run_id] = rss_by_run.get(run_id, 0) + rss
+
+        dead: set[int] = set()
+        while self._deaths:
+            run_id, pid, reading, now = self._deaths.popleft()
+            if pid not in dead:
+                dead.add(pid)
+                put(run_id, pid, reading, now)
+        now = backend.now()
+        seen = set(dead)
+        for run_id, run_pids in live.items():
+            for pid in run_pids:
+                if pid in seen:
                     continue
-                try:
-                    with tracked.proc.oneshot():
-                        times = tracked.proc.cpu_times()
-                        rss = tracked.proc.memory_info().rss
-                        core = tracked.proc.cpu_num()
-                        status = tracked.proc.status()
-                        threads = tracked.proc.num_threads()
-                except psutil.Error:  # ended between two reads
-                    self._cache.pop(pid, None)
+                reading = backend.read(pid)
+                if reading is None:
                     continue
-                cpu_time = times.user + times.system
-                elapsed = max(now - tracked.at, 1e-3)
-                cpu = max(0.0, (cpu_time - tracked.cpu_time) / elapsed * 100.0)
-                tracked.cpu_time, tracked.at = cpu_time, now
                 seen.add(pid)
-                idx.append(len(frame["pid"]))
-                frame["pid"].append(pid)
-                frame["cpu"].append(round(cpu, 1))
-                frame["rss"].append(rss // 1024)
-                frame["core"].append(core)
-                statuses.append(STATUS_LETTERS.get(status, "?"))
-                frame["threads"].append(threads)
-                rss_sum += rss
-            limit = self.hub.limits.run_rss_bytes
-            if rss_sum > limit:
+                put(run_id, pid, reading, now)
+        for pid in dead:
+            backend.forget(pid)
+            prev.pop(pid, None)
+        if len(prev) > len(seen):
+            for pid in [p for p in prev if p not in seen]:
+                del prev[pid]
+                backend.forget(pid)
+        limit = hub.limits.run_rss_bytes // 1024
+        for run_id, rss in rss_by_run.items():
+            if rss > limit:
                 self.on_over_memory(run_id, f"memory limit: the run's processes used "
-                                            f"{rss_sum / 2**20:.0f} MiB of RSS (limit "
-                                            f"{limit / 2**20:.0f} MiB)")
-        frame["status"] = "".join(statuses)
-        for pid in list(self._cache):
-            if pid not in seen:
-                del self._cache[pid]
-        self.hub.add_frame(frame, per_run)
+                                            f"{rss / 1024:.0f} MiB of RSS (limit "
+                                            f"{limit / 1024:.0f} MiB)")
+        frame.update(pid=pids, cpu=cpus, rss=rsss, core=cores, status="".join(statuses),
+                     threads=threads)
+        hub.add_frame(frame, per_run, push=watched)
+        self._instants.append(time.monotonic())
         self.frames += 1
         return frame

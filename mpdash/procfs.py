@@ -1,0 +1,144 @@
+"""Linux fast path for the sampler: one ``pread`` of ``/proc/<pid>/stat`` per process-sample.
+
+``/proc/<pid>/stat`` alone carries everything a metrics frame needs — state letter, user and
+system CPU ticks, thread count, start time, resident pages and the last CPU — so neither
+``statm`` nor ``status`` is read. Each process's ``stat`` is opened once, at its first sample,
+and re-read with ``pread`` from offset 0: measured on this machine that costs about half of a
+fresh open+read+close. A kept fd also guards against pid reuse: once the process is reaped the
+fd answers ``ESRCH`` instead of describing a newcomer with the same pid, and while it is a zombie
+it still answers (CPU times intact), which is how a process sampled at its exit is still seen.
+
+psutil stays the portable path (``mpdash.sampler`` falls back to it when ``/proc`` is absent).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["available", "Stat", "parse_stat", "parse_cpu_lines", "StatReader", "CoreMeter",
+           "CLK_TCK", "PAGE_KIB"]
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) // 1024
+_READ = 1024   # a stat line is ~300 bytes; the comm field is at most 64
+
+
+def available() -> bool:
+    return os.path.exists(f"/proc/{os.getpid()}/stat")
+
+
+class Stat(tuple):
+    """(state, cpu_ticks, threads, start_ticks, rss_kib, core) of one ``stat`` line."""
+    __slots__ = ()
+
+    state = property(lambda self: self[0])
+    cpu_ticks = property(lambda self: self[1])
+    threads = property(lambda self: self[2])
+    start_ticks = property(lambda self: self[3])
+    rss_kib = property(lambda self: self[4])
+    core = property(lambda self: self[5])
+
+
+def parse_stat(data: bytes) -> Stat:
+    """Parse a ``/proc/<pid>/stat`` line. The command name may hold spaces and parentheses,
+    so fields are counted from the *last* ``)``. Field numbers as in proc(5)."""
+    fields = data[data.rindex(b")") + 2:].split()
+    # fields[0] is field 3 (state); field n is fields[n - 3]
+    return Stat((chr(fields[0][0]),
+                 int(fields[11]) + int(fields[12]),      # 14 utime + 15 stime
+                 int(fields[17]),                        # 20 num_threads
+                 int(fields[19]),                        # 22 starttime (ticks after boot)
+                 int(fields[21]) * PAGE_KIB,             # 24 rss (pages)
+                 int(fields[36]) if len(fields) > 36 else -1))   # 39 processor
+
+
+class StatReader:
+    """Reads processes' ``stat`` through fds kept open between samples."""
+
+    def __init__(self, keep_open: bool = True):
+        self.keep_open = keep_open
+        self._fds: dict[int, int] = {}
+
+    def read(self, pid: int) -> Stat | None:
+        """The process's stat now, or None once it is gone (reaped)."""
+        if not self.keep_open:
+            try:
+                with open(f"/proc/{pid}/stat", "rb", buffering=0) as f:
+                    return parse_stat(f.read(_READ))
+            except (OSError, ValueError, IndexError):
+                return None
+        fd = self._fds.get(pid)
+        if fd is None:
+            try:
+                fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            self._fds[pid] = fd
+        try:
+            return parse_stat(os.pread(fd, _READ, 0))
+        except (OSError, ValueError, IndexError):
+            self.forget(pid)
+            return None
+
+    def forget(self, pid: int) -> None:
+        fd = self._fds.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def pids(self) -> list[int]:
+        return list(self._fds)
+
+    def close(self) -> None:
+        for pid in list(self._fds):
+            self.forget(pid)
+
+
+def boot_seconds() -> float:
+    """Seconds since boot on the clock ``starttime`` counts on."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def parse_cpu_lines(data: bytes) -> list[tuple[int, int]]:
+    """``/proc/stat`` -> per core (busy ticks, total ticks)."""
+    cores = []
+    for line in data.split(b"\n"):
+        if not line.startswith(b"cpu") or line.startswith(b"cpu "):
+            continue
+        if not line[3:4].isdigit():
+            break
+        v = [int(x) for x in line.split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)          # idle + iowait
+        total = sum(v[:8])                                   # guest time is inside user already
+        cores.append((total - idle, total))
+    return cores
+
+
+class CoreMeter:
+    """Per-core CPU % between two calls, from a kept fd on ``/proc/stat``."""
+
+    def __init__(self):
+        self._fd = os.open("/proc/stat", os.O_RDONLY | os.O_CLOEXEC)
+        self._prev = parse_cpu_lines(self._read())
+
+    def _read(self) -> bytes:
+        chunks, offset = [], 0
+        while True:
+            chunk = os.pread(self._fd, 65536, offset)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            offset += len(chunk)
+            if b"\nintr" in chunk or b"\nctxt" in chunk:   # past the cpu lines: stop early
+                return b"".join(chunks)
+
+    def percent(self) -> list[float]:
+        now = parse_cpu_lines(self._read())
+        out = []
+        for (busy, total), (pbusy, ptotal) in zip(now, self._prev):
+            dt = total - ptotal
+            out.append(round(100.0 * (busy - pbusy) / dt, 1) if dt > 0 else 0.0)
+        self._prev = now
+        return out
+
+    def close(self) -> None:
+        os.close(self._fd)
