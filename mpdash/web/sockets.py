@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 
 from flask import current_app
 from flask_socketio import SocketIO, emit
@@ -15,22 +14,23 @@ log = logging.getLogger(__name__)
 
 def init_app(app, socketio: SocketIO) -> None:
     dash = app.extensions["mpdash"]
-    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    hub = dash.hub
 
-    # The engine's threads only enqueue; this one thread talks to the sockets, in seq order.
-    def pump():
-        while True:
-            name, payload = outbox.get()
-            if name is None:
-                return
-            try:
-                socketio.emit(name, payload)
-            except Exception:
-                log.exception("emit %s", name)
+    # Emitted straight from the publishing engine thread: ``Hub.publish`` runs under the hub's
+    # lock, so messages leave in seq order without a pump thread, and emit() only encodes the
+    # packet once and queues it for each client's writer (python-socketio, threading mode).
+    # A hop through a queue and a pump thread cost a thread wake-up per message (latency and
+    # ~0.15 % of a core at 10 frames/s; docs/BENCHMARKS.md). Nothing is encoded while nobody
+    # watches: a viewer who connects later catches up with GET /api/runs/<id>?since=.
+    def forward(name, payload):
+        if hub.viewers <= 0:
+            return
+        try:
+            socketio.emit(name, payload)
+        except Exception:
+            log.exception("emit %s", name)
 
-    dash.hub.subscribe(lambda name, payload: outbox.put((name, payload)))
-    socketio.start_background_task(pump)
-    app.extensions["mpdash_outbox"] = outbox
+    hub.subscribe(forward)
 
     @socketio.on("connect")
     def on_connect(auth=None):
