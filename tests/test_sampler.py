@@ -205,3 +205,10 @@ def test_every_process_of_a_short_lived_pool_appears_in_a_frame():
         dash.close()
     assert_none_left(os.getpid())
     assert known and known <= sampled, f"never sampled: {known - sampled}"
+
+
+def test_system_reports_the_configured_and_the_measured_rate(client):
+    system = client.get("/api/system").get_json()
+    assert system["sample_hz"] == 10
+    assert isinstance(system["sample_hz_actual"], (int, float)) and system["sample_hz_actual"] >= 0
+    assert system["sampler"] == ("procfs" if procfs.available() else "psutil")
