@@ -41,8 +41,14 @@ test: dev chromium
 test-fast: dev
 	$(BIN)/python -m pytest -m "not browser"
 
-bench: dev
+# Glances (the competitor figure) lives in its own venv so it never touches the app's pins.
+bench: dev benchmarks/.venv/.glances
 	$(BIN)/python -m benchmarks
+
+benchmarks/.venv/.glances:
+	$(PYTHON) -m venv benchmarks/.venv
+	benchmarks/.venv/bin/pip install -q glances==4.5.8
+	touch $@
 
 soak: dev
 	$(BIN)/python -m pytest -m soak -p no:randomly
