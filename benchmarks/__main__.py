@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         json.dump({"started": started.isoformat(), "machine": info, "quick": args.quick,
                    "rows": rows}, f, indent=1, default=str)
     print(f"\nresults: {os.path.relpath(path, ROOT)}")
-    return 0 if all(r["met"] for r in rows) else 1
+    return 0 if all(r["met"] for r in rows if "(info)" not in r["figure"]) else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Dashboard CPU while one viewer watches N busy processes at 10 Hz, and the frame size on the
 wire (the same runs).
 
-CPU: the server process's utime+stime over a window (its own threads only: the runs are
-other processes), as % of one core. Busy processes spin on both cores, so the server competes
+CPU: the server process's CPU time over a window (per-thread schedstat, ns; utime+stime where
+absent), its own threads only (the runs are other processes), as % of one core. Busy processes spin on both cores, so the server competes
 for CPU like it would in class. Wire: the raw Socket.IO text of each ``metrics`` message as the
 client received it (``42["metrics",{...}]`` with the engine.io prefix), divided by the
 processes in it.
@@ -55,17 +55,23 @@ def run(quick: bool = False) -> list[dict]:
         reps = [measure(n, WINDOW if not quick else 2.0) for _ in range(1 if quick else 3)]
         cpu = median([r[0] for r in reps])
         wire = median([r[1] for r in reps])
+        # A starved server takes fewer frames (and so spends less): judge the figure scaled
+        # to a full 10 frames/s as well.
+        scaled = median([r[0] * 10 / r[3] if r[3] else float("inf") for r in reps])
         rows.append(row(f"dashboard CPU, {n} busy procs, 10 Hz, 1 viewer", round(cpu, 2),
-                        "% of a core", f"≤ {target:g} %", cpu <= target,
-                        "runs: " + ", ".join(f"{r[0]:.2f}" for r in reps) +
+                        "% of a core", f"≤ {target:g} %", max(cpu, scaled) <= target,
+                        f"scaled to 10 frames/s: {scaled:.2f} %; "
+                        + "runs: " + ", ".join(f"{r[0]:.2f}" for r in reps) +
                         "; frames/s really taken: " + ", ".join(f"{r[3]:g}" for r in reps)))
         rows.append(row(f"metrics frame on the wire, {n} procs", round(wire, 1),
                         "bytes/process", "≤ 40", wire <= 40,
                         f"{reps[0][2]} frames of the last window"))
     # The portable path, for comparison (one repetition): same workload, psutil backend.
     cpu, wire, _, hz = measure(64, WINDOW if not quick else 2.0, backend="psutil")
+    scaled = cpu * 10 / hz if hz else float("inf")
     rows.append(row("dashboard CPU, 64 busy procs, psutil fallback (info)", round(cpu, 2),
-                    "% of a core", "≤ 4 %", cpu <= 4, f"frames/s really taken: {hz:g}"))
+                    "% of a core", "≤ 4 %", max(cpu, scaled) <= 4,
+                    f"frames/s really taken: {hz:g}; scaled to 10 frames/s: {scaled:.2f} %"))
     return rows
 
 
