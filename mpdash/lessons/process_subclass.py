@@ -15,8 +15,14 @@ class MyProcess(Process):
             time.sleep(self.delay)
 
 
-def main(ctx, processes=2, count=5, delay=0.0, start_method="fork"):
+def main(ctx, processes=2, count=5, delay=0.0, call_run=False, start_method="fork"):
     workers = [MyProcess(count, delay) for _ in range(processes)]
+
+    if call_run:
+        # The classic mistake: run() executes right here, in the main process, one after another.
+        for p in workers:
+            p.run()
+        return
 
     for p in workers:
         p.start()
@@ -26,6 +32,11 @@ def main(ctx, processes=2, count=5, delay=0.0, start_method="fork"):
 
 
 from mpdash.lessons import Lesson, Param, start_method_param  # noqa: E402
+from mpdash.lessons._output import who_printed  # noqa: E402
+
+
+def analyze(run):
+    return who_printed(run, ': 1')
 
 LESSON = Lesson(
     id="process-subclass", title="Process subclass", section="3",
@@ -40,11 +51,14 @@ LESSON = Lesson(
     ),
     predict="If you called p.run() instead of p.start(), which pid would print the lines?",
     main=main,
+    analyze=analyze,
     params=(
         Param("processes", "int", 2, min=1, max=8, help="how many MyProcess objects to start"),
         Param("count", "int", 5, min=1, max=1000, help="numbers each process prints"),
         Param("delay", "float", 0.0, min=0.0, max=2.0, unit="s",
               help="pause after each print (makes the run long enough to watch)"),
+        Param("call_run", "bool", False,
+              help="call p.run() instead of p.start(): see which pid prints then"),
         start_method_param(),
     ),
 )

@@ -1,0 +1,30 @@
+"""Findings read from what a run's processes printed (for the §3 lessons)."""
+from __future__ import annotations
+
+
+def who_printed(run, first_line: str) -> list:
+    """Which processes printed, and which one printed ``first_line`` first."""
+    printers: dict = {}
+    first = None
+    for line in run.output:
+        if line["stream"] != "out":
+            continue
+        printers[line["pid"]] = printers.get(line["pid"], 0) + 1
+        if first is None and line["text"].endswith(first_line):
+            first, first_text = line["pid"], line["text"]
+    if not printers:
+        return []
+
+    def label(pid):
+        proc = run.processes.get(pid) or {}
+        return f"{proc.get('name') or 'process'} (pid {pid}, {proc.get('role', '?')})"
+
+    found = [{"key": "printing_processes", "value": len(printers), "unit": None,
+              "text": f"{len(printers)} process(es) printed: "
+                      + ", ".join(f"{label(pid)} {n} lines" for pid, n in printers.items())
+                      + "."}]
+    if first is not None:
+        found.append({"key": "first", "value": (run.processes.get(first) or {}).get("name")
+                      or str(first), "unit": None,
+                      "text": f"{label(first)} printed {first_text!r} first this time."})
+    return found

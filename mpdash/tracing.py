@@ -1,0 +1,690 @@
+"""Tracing of multiprocessing's message passing, in every process of a run, without touching
+the program: ``probe.install()`` calls ``install()`` before any lesson or user code runs.
+
+What is traced (event kinds, see docs/API.md "Events emitted by tracing"):
+- ``multiprocessing.Queue`` put/get → ``queue_put`` / ``queue_get``;
+- user-level ``multiprocessing.Pipe()`` ends, send/recv → ``pipe_send`` / ``pipe_recv``;
+- synchronized ``Value`` / ``Array`` writes → ``shared_write`` (cell ``index`` and ``value``);
+- ``Pool`` and ``ProcessPoolExecutor`` tasks, in the worker that runs them → ``task_start`` /
+  ``task_end``;
+- past ``MAX_EVENTS_PER_S`` events in one second, a process stops sending one event per
+  message and sends a ``traffic`` summary per channel every ``SUMMARY_PERIOD`` instead.
+
+How channels stay meaningful across processes: a queue, pipe, array or pool gets its name
+("Queue-1") where it is created, and the name travels with the object — as an attribute under
+fork, appended to the pickled state under spawn and forkserver.
+
+How a get is paired with its put: the sender wraps the object in a small ``_Tagged`` envelope
+carrying a message id; every traced receiver unwraps it (even while paused), so the program
+always gets its own object back. Only ``Pipe()`` connections made by the program are traced:
+the internal connections of ``Queue``, ``SimpleQueue``, ``Pool`` and managers are made with
+``connection.Pipe`` directly, never through ``multiprocessing.Pipe``, so they stay untouched.
+
+Modules are patched when they are first imported (a meta-path hook), so a process that never
+uses a Pool does not pay for importing one.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import importlib.abc
+import itertools
+import os
+import sys
+import threading
+import time
+
+from mpdash import probe
+
+__all__ = ["install", "paused", "is_paused", "flush", "MAX_EVENTS_PER_S", "SUMMARY_PERIOD"]
+
+MAX_EVENTS_PER_S = 300      # per process; past this, traffic is summarised
+SUMMARY_PERIOD = 0.5        # s between traffic summaries of a busy process
+MAX_VALUES = 32             # cells listed in one shared_write of a slice
+
+_installed = False
+_paused = False
+_lock = threading.Lock()
+_pid = 0
+_window_start = 0.0
+_window_count = 0
+_msg_ids = itertools.count(1)
+_traffic: dict = {}          # channel -> counters since the last summary
+_traffic_since = 0.0
+_names: dict = {}            # kind -> itertools.count, for channel names
+_tag_overhead = 0
+
+
+# ---------------------------------------------------------------------------- emitting
+
+def is_paused() -> bool:
+    return _paused
+
+
+def _fresh_after_fork() -> None:
+    """A forked child starts its own budget and summary (its parent's lock may be held)."""
+    global _lock, _pid, _window_start, _window_count, _traffic, _traffic_since, _msg_ids
+    _lock = threading.Lock()
+    _pid = os.getpid()
+    _window_start = time.monotonic()
+    _window_count = 0
+    _traffic = {}
+    _traffic_since = time.monotonic()
+    _msg_ids = itertools.count(1)
+
+
+def _individual() -> bool:
+    """May this process send one more event on its own, or is it summarising?"""
+    global _window_start, _window_count
+    if _pid != os.getpid():
+        _fresh_after_fork()
+    now = time.monotonic()
+    with _lock:
+        if now - _window_start >= 1.0:
+            _window_start, _window_count = now, 0
+        _window_count += 1
+        return _window_count <= MAX_EVENTS_PER_S
+
+
+def _new_msg() -> str:
+    return f"{os.getpid()}.{next(_msg_ids)}"
+
+
+def _send(kind: str, channel: str, msg=None, size=None, detail=None, t=None, **extra) -> None:
+    event = {"k": "event", "kind": kind, "channel": channel, "msg": msg, "size": size,
+             "detail": detail}
+    if t is not None:
+        event["t"] = t
+    event.update(extra)
+    probe.send(event)
+    _maybe_flush()
+
+
+_COUNTERS = {"queue_put": "puts", "queue_get": "gets", "pipe_send": "sends",
+             "pipe_recv": "recvs", "shared_write": "writes", "task_start": "tasks_started",
+             "task_end": "tasks_ended"}
+
+
+def _count(kind: str, channel: str, size=None, depth=None) -> None:
+    """Add one message to this process's summary of ``channel`` instead of sending it."""
+    with _lock:
+        entry = _traffic.setdefault(channel, {"bytes": 0})
+        name = _COUNTERS[kind]
+        entry[name] = entry.get(name, 0) + 1
+        if size:
+            entry["bytes"] += size
+        if depth is not None:
+            entry["depth"] = depth
+    _maybe_flush()
+
+
+def _maybe_flush() -> None:
+    if _traffic and time.monotonic() - _traffic_since >= SUMMARY_PERIOD:
+        flush()
+
+
+def flush() -> None:
+    """Send the pending traffic summaries now (at exit, before a pause, every period)."""
+    global _traffic, _traffic_since
+    if _pid != os.getpid():
+        _fresh_after_fork()
+        return
+    with _lock:
+        pending, _traffic = _traffic, {}
+        since, _traffic_since = _traffic_since, time.monotonic()
+    interval = round(time.monotonic() - since, 3)
+    for channel, counts in pending.items():
+        parts = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items()
+                 if k not in ("bytes", "depth") and v]
+        detail = f"{', '.join(parts)} in {interval:.2f} s"
+        if counts.get("depth") is not None:
+            detail += f" (depth {counts['depth']})"
+        size = counts.pop("bytes") or None
+        probe.send({"k": "event", "kind": "traffic", "channel": channel, "msg": None,
+                    "size": size, "detail": detail, "interval": interval, **counts})
+
+
+def _trace(kind: str, channel: str, msg=None, size=None, detail=None, depth=None, t=None,
+           **extra) -> None:
+    """One message: an event of its own, or a count in the summary when the process is busy."""
+    if msg is None and not _individual():
+        _count(kind, channel, size, depth)
+        return
+    if depth is not None:
+        extra["depth"] = depth
+    _send(kind, channel, msg, size, detail, t, **extra)
+
+
+@contextlib.contextmanager
+def paused():
+    """No tracing in this process (and in children started meanwhile) inside the block."""
+    global _paused
+    flush()
+    before, _paused = _paused, True
+    try:
+        yield
+    finally:
+        _paused = before
+
+
+def _json_value(value):
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else repr(value)
+    if isinstance(value, bytes):
+        return probe.short_repr(value)
+    return probe.short_repr(value)
+
+
+# ---------------------------------------------------------------------------- naming
+
+def _name(kind: str) -> str:
+    """"Queue-1" in the run's main program; "Queue-1@4242" when a child creates one."""
+    counter = _names.setdefault(kind, itertools.count(1))
+    suffix = "" if probe.role() == "main" else f"@{os.getpid()}"
+    return f"{kind}-{next(counter)}{suffix}"
+
+
+class _Names(dict):
+    """Our attributes of a queue, appended to its pickled state (spawn, forkserver)."""
+
+
+_CARRIED = ("_mpdash_channel", "_mpdash_pool")
+
+
+def _carry_state(cls) -> None:
+    original_get, original_set = cls.__getstate__, cls.__setstate__
+
+    def __getstate__(self):
+        state = original_get(self)
+        names = _Names({a: getattr(self, a) for a in _CARRIED if hasattr(self, a)})
+        return state + (names,) if names and isinstance(state, tuple) else state
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and state and isinstance(state[-1], _Names):
+            names, state = state[-1], state[:-1]
+            for attr, value in names.items():
+                setattr(self, attr, value)
+        original_set(self, state)
+
+    cls.__getstate__, cls.__setstate__ = __getstate__, __setstate__
+
+
+class _Tagged:
+    """The envelope that pairs a get with its put: (message id, the program's object)."""
+    __slots__ = ("msg", "obj")
+
+    def __init__(self, msg, obj):
+        self.msg, self.obj = msg, obj
+
+    def __reduce__(self):
+        return _Tagged, (self.msg, self.obj)
+
+
+def _untag(obj):
+    if type(obj) is _Tagged:
+        return obj.msg, obj.obj
+    return None, obj
+
+
+# ---------------------------------------------------------------------------- queues
+
+_last_size = threading.local()
+
+
+def _patch_queues(queues) -> None:
+    Queue = queues.Queue
+    original_init, original_put, original_get = Queue.__init__, Queue.put, Queue.get
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        # concurrent.futures builds its call queue on Queue: its traffic is tasks, not messages.
+        if not type(self).__module__.startswith("concurrent."):
+            self._mpdash_channel = _name("Queue")
+
+    def _depth(self):
+        try:
+            return self.qsize()
+        except (NotImplementedError, OSError, AttributeError):
+            return None
+
+    def put(self, obj, block=True, timeout=None):
+        channel = getattr(self, "_mpdash_channel", None)
+        if channel is None or _paused:
+            return original_put(self, obj, block, timeout)
+        t = time.time()
+        if _individual():
+            msg = _new_msg()
+            original_put(self, _Tagged(msg, obj), block, timeout)
+            _send("queue_put", channel, msg, None, probe.short_repr(obj), t=t, depth=_depth(self))
+        else:
+            original_put(self, obj, block, timeout)
+            _count("queue_put", channel, None, _depth(self))
+
+    def get(self, block=True, timeout=None):
+        _last_size.n = None
+        msg, obj = _untag(original_get(self, block, timeout))
+        channel = getattr(self, "_mpdash_channel", None)
+        if channel is not None and not _paused:
+            size = _last_size.n
+            if size is not None and msg is not None:
+                size -= _tag_overhead
+            if msg is not None:
+                _send("queue_get", channel, msg, size, probe.short_repr(obj), depth=_depth(self))
+            else:   # its put was summarised (or untraced): so is the get
+                _count("queue_get", channel, size, _depth(self))
+        return obj
+
+    if hasattr(Queue, "_reset"):
+        original_reset = Queue._reset
+
+        def _reset(self, *args, **kwargs):
+            original_reset(self, *args, **kwargs)
+            recv = self._recv_bytes
+
+            def _recv_bytes(*a):
+                data = recv(*a)
+                _last_size.n = len(data)
+                return data
+            self._recv_bytes = _recv_bytes
+        Queue._reset = _reset
+
+    Queue.__init__, Queue.put, Queue.get = __init__, put, get
+    _carry_state(Queue)
+    _carry_state(queues.SimpleQueue)
+
+
+# ---------------------------------------------------------------------------- pipes
+
+def _patch_connections(connection, reduction) -> None:
+    Base = connection._ConnectionBase
+    dumps, loads = reduction.ForkingPickler.dumps, reduction.ForkingPickler.loads
+
+    def send(self, obj):
+        channel = getattr(self, "_mpdash_channel", None)
+        if channel is None or _paused:
+            return original_send(self, obj)
+        self._check_closed()
+        self._check_writable()
+        t = time.time()
+        if _individual():
+            msg = _new_msg()
+            data = dumps(_Tagged(msg, obj))
+            self._send_bytes(data)
+            _send("pipe_send", channel, msg, len(data) - _tag_overhead, probe.short_repr(obj),
+                  t=t, end=self._mpdash_end)
+        else:
+            data = dumps(obj)
+            self._send_bytes(data)
+            _count("pipe_send", channel, len(data))
+
+    def recv(self):
+        channel = getattr(self, "_mpdash_channel", None)
+        if channel is None:
+            return original_recv(self)
+        self._check_closed()
+        self._check_readable()
+        buf = self._recv_bytes().getbuffer()
+        size = len(buf)
+        msg, obj = _untag(loads(buf))
+        if not _paused:
+            if msg is not None:
+                _send("pipe_recv", channel, msg, size - _tag_overhead, probe.short_repr(obj),
+                      end=self._mpdash_end)
+            else:   # its send was summarised (or untraced): so is the recv
+                _count("pipe_recv", channel, size)
+        return obj
+
+    original_send, original_recv = Base.send, Base.recv
+    Base.send, Base.recv = send, recv
+
+    original_reduce = reduction.ForkingPickler._extra_reducers.get(connection.Connection)
+    if original_reduce is not None:
+        def reduce_connection(conn):
+            rebuild, args = original_reduce(conn)
+            channel = getattr(conn, "_mpdash_channel", None)
+            if channel is None:
+                return rebuild, args
+            return _rebuild_connection, (rebuild, args, channel, conn._mpdash_end)
+        reduction.register(connection.Connection, reduce_connection)
+
+
+def _patch_pipe(context) -> None:
+    """Name the two ends of every Pipe() the program makes (and only those)."""
+    import multiprocessing
+    original_pipe = context.BaseContext.Pipe
+
+    def Pipe(self, duplex=True):
+        a, b = original_pipe(self, duplex)
+        channel = _name("Pipe")
+        for end, conn in enumerate((a, b)):
+            conn._mpdash_channel, conn._mpdash_end = channel, end
+        return a, b
+
+    context.BaseContext.Pipe = Pipe
+    # `from multiprocessing import Pipe` is a method bound when the package was imported.
+    multiprocessing.Pipe = context._default_context.Pipe
+
+
+def _rebuild_connection(rebuild, args, channel, end):
+    conn = rebuild(*args)
+    conn._mpdash_channel, conn._mpdash_end = channel, end
+    return conn
+
+
+# ---------------------------------------------------------------------------- shared memory
+
+_original_synchronized = None
+
+
+def _patch_shared(sharedctypes) -> None:
+    global _original_synchronized
+    original_synchronized = _original_synchronized = sharedctypes.synchronized
+
+    def synchronized(obj, lock=None, ctx=None):
+        wrapper = original_synchronized(obj, lock, ctx)
+        kind = "Value" if isinstance(wrapper, sharedctypes.Synchronized) else "Array"
+        wrapper._mpdash_channel = _name(kind)
+        return wrapper
+
+    # Pickled by reference (SynchronizedBase.__reduce__), so it must be findable by its name.
+    synchronized.__module__, synchronized.__qualname__ = sharedctypes.__name__, "synchronized"
+    sharedctypes.synchronized = synchronized
+
+    def __reduce__(self):
+        sharedctypes.assert_spawning(self)
+        return _rebuild_shared, (self._obj, self._lock, getattr(self, "_mpdash_channel", None))
+
+    sharedctypes.SynchronizedBase.__reduce__ = __reduce__
+
+    value = sharedctypes.Synchronized.value
+
+    def set_value(self, new):
+        value.fset(self, new)
+        channel = getattr(self, "_mpdash_channel", None)
+        if channel is not None and not _paused:
+            _trace("shared_write", channel, None, None, f"{channel}.value = {new!r}"[:200],
+                   index=None, value=_json_value(new))
+
+    sharedctypes.Synchronized.value = property(value.fget, set_value)
+
+    original_setitem = sharedctypes.SynchronizedArray.__setitem__
+
+    def __setitem__(self, i, new):
+        original_setitem(self, i, new)
+        channel = getattr(self, "_mpdash_channel", None)
+        if channel is None or _paused:
+            return
+        if isinstance(i, slice):
+            start, stop, _ = i.indices(len(self))
+            cells = list(new)
+            _trace("shared_write", channel, None, None,
+                   f"{channel}[{start}:{stop}] = {probe.short_repr(cells)}"[:200],
+                   index=start, value=[_json_value(v) for v in cells[:MAX_VALUES]],
+                   count=len(cells))
+        else:
+            _trace("shared_write", channel, None, None, f"{channel}[{i}] = {new!r}"[:200],
+                   index=i, value=_json_value(new))
+
+    sharedctypes.SynchronizedArray.__setitem__ = __setitem__
+
+
+def _rebuild_shared(obj, lock, channel):
+    import multiprocessing.sharedctypes  # noqa: F401  (patched on import: sets the original)
+    wrapper = _original_synchronized(obj, lock)
+    if channel is not None:
+        wrapper._mpdash_channel = channel
+    return wrapper
+
+
+# ---------------------------------------------------------------------------- tasks
+
+def _describe(func, args) -> tuple[int, str]:
+    """(items, short text) of one pool task; map() sends chunks through ``mapstar``."""
+    name = getattr(func, "__name__", "")
+    if name in ("mapstar", "starmapstar") and len(args) == 1 and isinstance(args[0], tuple):
+        fn, chunk = args[0]
+        chunk = list(chunk)
+        fname = getattr(getattr(fn, "func", fn), "__name__", repr(fn))
+        return len(chunk), f"{fname} over {probe.short_repr(chunk)}"
+    fname = getattr(getattr(func, "func", func), "__name__", repr(func))
+    return 1, f"{fname}({', '.join(probe.short_repr(a) for a in args)})"
+
+
+def _timed(func, channel: str, msg: str, **ids):
+    @functools.wraps(func)
+    def run_task(*args, **kwargs):
+        if _paused:
+            return func(*args, **kwargs)
+        items, text = _describe(func, args)
+        individual = _individual()
+        if individual:
+            _send("task_start", channel, msg, None, text[:200], items=items, **ids)
+        else:
+            _count("task_start", channel)
+        started = time.perf_counter()
+        ok, result = False, None
+        try:
+            result = func(*args, **kwargs)
+            ok = True
+            return result
+        finally:
+            if individual:
+                _send("task_end", channel, msg, None,
+                      probe.short_repr(result) if ok else "raised", items=items, ok=ok,
+                      seconds=round(time.perf_counter() - started, 6), **ids)
+            else:
+                _count("task_end", channel)
+    return run_task
+
+
+class _TaskTap:
+    """Stands in for a pool's task queue inside one worker: times each task it hands out."""
+
+    def __init__(self, queue, channel: str, wrap):
+        self._queue, self._channel, self._wrap = queue, channel, wrap
+
+    def get(self, *args, **kwargs):
+        return self._wrap(self._queue.get(*args, **kwargs), self._channel)
+
+    def __getattr__(self, name):
+        return getattr(self._queue, name)
+
+
+def _patch_pool(pool) -> None:
+    original_worker, original_setup = pool.worker, pool.Pool._setup_queues
+
+    def wrap(task, channel):
+        if task is None or _paused:
+            return task
+        job, i, func, args, kwds = task
+        if func is pool._helper_reraises_exception:
+            return task
+        return job, i, _timed(func, channel, f"{channel}/{job}/{i}", job=job, index=i), args, kwds
+
+    def worker(inqueue, outqueue, *args, **kwargs):
+        channel = getattr(inqueue, "_mpdash_pool", None) or "Pool"
+        return original_worker(_TaskTap(inqueue, channel, wrap), outqueue, *args, **kwargs)
+
+    # Pickled by reference under spawn: the child must find this very function by name.
+    worker.__module__, worker.__qualname__ = pool.__name__, "worker"
+    pool.worker = worker
+
+    def _setup_queues(self):
+        original_setup(self)
+        try:
+            self._inqueue._mpdash_pool = _name(type(self).__name__)
+        except AttributeError:   # ThreadPool's queue.SimpleQueue takes no attributes
+            pass
+
+    pool.Pool._setup_queues = _setup_queues
+
+
+def _patch_executor(process) -> None:
+    original_worker = process._process_worker
+    original_init = process.ProcessPoolExecutor.__init__
+
+    def wrap(item, channel):
+        if item is None or _paused:
+            return item
+        fn = _timed(item.fn, channel, f"{channel}/{item.work_id}", work_id=item.work_id)
+        return process._CallItem(item.work_id, fn, item.args, item.kwargs)
+
+    def _process_worker(call_queue, *args, **kwargs):
+        channel = getattr(call_queue, "_mpdash_pool", None) or "Executor"
+        return original_worker(_TaskTap(call_queue, channel, wrap), *args, **kwargs)
+
+    _process_worker.__module__ = process.__name__
+    _process_worker.__qualname__ = "_process_worker"
+    process._process_worker = _process_worker
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        queue = getattr(self, "_call_queue", None)
+        if queue is not None:
+            queue._mpdash_pool = _name("Executor")
+
+    process.ProcessPoolExecutor.__init__ = __init__
+
+
+# ---------------------------------------------------------------------------- processes
+
+def _patch_processes(process_module) -> None:
+    """A child started inside ``paused()`` stays paused, whatever the start method."""
+    BaseProcess = process_module.BaseProcess
+    original_start, original_bootstrap = BaseProcess.start, BaseProcess._bootstrap
+
+    def start(self):
+        self._mpdash_paused = _paused   # travels in the pickled Process under spawn
+        return original_start(self)
+
+    def _bootstrap(self, *args, **kwargs):
+        global _paused
+        if getattr(self, "_mpdash_paused", False):
+            _paused = True
+        try:
+            return original_bootstrap(self, *args, **kwargs)
+        finally:
+            flush()   # children leave through os._exit: atexit would not run
+
+    BaseProcess.start, BaseProcess._bootstrap = start, _bootstrap
+    _report_exit_hook_terminate(BaseProcess)
+
+
+_in_terminate = threading.local()
+
+
+def _report_exit_hook_terminate(BaseProcess) -> None:
+    """Report the SIGTERM that multiprocessing's exit hook sends to daemonic children.
+
+    The hook calls ``p._popen.terminate()``, not ``p.terminate()``, so the probe's report of
+    terminate() misses it and the daemon's -15 would look like a crash.
+    """
+    from multiprocessing import popen_fork
+
+    def guarded(original):
+        def method(self):
+            _in_terminate.on = True
+            try:
+                return original(self)
+            finally:
+                _in_terminate.on = False
+        return method
+
+    def reporting(original, sig):
+        def method(self):
+            if not getattr(_in_terminate, "on", False) and self.returncode is None:
+                probe.send({"k": "terminate", "child": self.pid, "sig": sig})
+            return original(self)
+        return method
+
+    BaseProcess.terminate = guarded(BaseProcess.terminate)
+    BaseProcess.kill = guarded(BaseProcess.kill)
+    popen_fork.Popen.terminate = reporting(popen_fork.Popen.terminate, 15)
+    popen_fork.Popen.kill = reporting(popen_fork.Popen.kill, 9)
+
+
+# ---------------------------------------------------------------------------- installing
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Runs a patch right after a module's first import (not at start-up: they cost ms)."""
+
+    def __init__(self, patches: dict):
+        self.patches = patches
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.patches:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                break
+        else:
+            return None
+        patch, loader = self.patches.pop(name), spec.loader
+        original_exec = loader.exec_module
+
+        def exec_module(module):
+            original_exec(module)
+            _apply(patch, module)
+        spec.loader = _Loader(loader, exec_module)
+        return spec
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, loader, exec_module):
+        self._loader, self._exec = loader, exec_module
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._exec(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+def _apply(patch, module) -> None:
+    try:
+        patch(module)
+    except Exception as exc:   # tracing must never break the program it watches
+        sys.__stderr__.write(f"mpdash: tracing of {module.__name__} not installed: {exc!r}\n")
+
+
+def install() -> bool:
+    """Patch this process; idempotent. Called by ``probe.install()`` in every run process."""
+    global _installed, _pid, _window_start, _traffic_since, _tag_overhead
+    if _installed:
+        return True
+    _installed = True
+    _pid = os.getpid()
+    _window_start = _traffic_since = time.monotonic()
+    import pickle
+    _tag_overhead = len(pickle.dumps(_Tagged("0.0", None), protocol=pickle.DEFAULT_PROTOCOL)) \
+        - len(pickle.dumps(None, protocol=pickle.DEFAULT_PROTOCOL))
+    from multiprocessing import context, process, reduction
+    _apply(_patch_processes, process)
+    _apply(_patch_pipe, context)
+
+    def connections(module):
+        _patch_connections(module, reduction)
+
+    patches = {
+        "multiprocessing.queues": _patch_queues,
+        "multiprocessing.connection": connections,
+        "multiprocessing.sharedctypes": _patch_shared,
+        "multiprocessing.pool": _patch_pool,
+        "concurrent.futures.process": _patch_executor,
+    }
+    for name in [n for n in patches if n in sys.modules]:
+        _apply(patches.pop(name), sys.modules[name])
+    if patches:
+        sys.meta_path.insert(0, _PatchOnImport(patches))
+    os.register_at_fork(after_in_child=_fresh_after_fork)
+    atexit.register(flush)
+    return True
