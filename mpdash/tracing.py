@@ -250,18 +250,21 @@ def _patch_queues(queues) -> None:
         except (NotImplementedError, OSError, AttributeError):
             return None
 
-    def put(self, obj, block=True, timeout=None):
-        channel = getattr(self, "_mpdash_channel", None)
-        if channel is None or _paused:
-            return original_put(self, obj, block, timeout)
-        t = time.time()
-        if _individual():
-            msg = _new_msg()
-            original_put(self, _Tagged(msg, obj), block, timeout)
-            _send("queue_put", channel, msg, None, probe.short_repr(obj), t=t, depth=_depth(self))
-        else:
-            original_put(self, obj, block, timeout)
-            _count("queue_put", channel, None, _depth(self))
+    def traced_put(original_put):
+        def put(self, obj, block=True, timeout=None):
+            channel = getattr(self, "_mpdash_channel", None)
+            if channel is None or _paused:
+                return original_put(self, obj, block, timeout)
+            t = time.time()
+            if _individual():
+                msg = _new_msg()
+                original_put(self, _Tagged(msg, obj), block, timeout)
+                _send("queue_put", channel, msg, None, probe.short_repr(obj), t=t,
+                      depth=_depth(self))
+            else:
+                original_put(self, obj, block, timeout)
+                _count("queue_put", channel, None, _depth(self))
+        return put
 
     def get(self, block=True, timeout=None):
         _last_size.n = None
@@ -291,7 +294,10 @@ def _patch_queues(queues) -> None:
             self._recv_bytes = _recv_bytes
         Queue._reset = _reset
 
-    Queue.__init__, Queue.put, Queue.get = __init__, put, get
+    Queue.__init__, Queue.get = __init__, get
+    Queue.put = traced_put(original_put)
+    # JoinableQueue.put is its own code, not a call to Queue.put
+    queues.JoinableQueue.put = traced_put(queues.JoinableQueue.put)
     _carry_state(Queue)
     _carry_state(queues.SimpleQueue)
 
@@ -448,6 +454,12 @@ def _describe(func, args) -> tuple[int, str]:
         fn, chunk = args[0]
         chunk = list(chunk)
         fname = getattr(getattr(fn, "func", fn), "__name__", repr(fn))
+        return len(chunk), f"{fname} over {probe.short_repr(chunk)}"
+    inner = getattr(func, "func", None)
+    if getattr(inner, "__name__", "") == "_process_chunk" and func.args and args:
+        # ProcessPoolExecutor.map sends chunks of argument tuples to _process_chunk(fn, chunk)
+        chunk = [a[0] if isinstance(a, tuple) and len(a) == 1 else a for a in args[0]]
+        fname = getattr(func.args[0], "__name__", repr(func.args[0]))
         return len(chunk), f"{fname} over {probe.short_repr(chunk)}"
     fname = getattr(getattr(func, "func", func), "__name__", repr(func))
     return 1, f"{fname}({', '.join(probe.short_repr(a) for a in args)})"

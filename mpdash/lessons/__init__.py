@@ -110,10 +110,14 @@ class Lesson:
 
 
 def lesson_source(module_name: str) -> str:
-    """The module's source up to its ``LESSON = Lesson(`` spec: the code that runs."""
+    """The module's source up to its spec: the code that runs in the lesson's processes.
+
+    The spec part starts at ``from mpdash...`` (the import of Lesson, and any server-side
+    ``analyze``) or, failing that, at ``LESSON = Lesson(``.
+    """
     source = inspect.getsource(importlib.import_module(module_name))
-    cut = source.find("\nLESSON = Lesson(")
-    return (source if cut < 0 else source[:cut]).rstrip() + "\n"
+    cuts = [i for i in (source.find("\nfrom mpdash"), source.find("\nLESSON = Lesson(")) if i >= 0]
+    return (source[:min(cuts)] if cuts else source).rstrip() + "\n"
 
 
 def start_method_param(default: str = "fork") -> Param:

@@ -1,0 +1,150 @@
+"""Tracing: events of the right kind, from the right process, paired, cheap, and pausable."""
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from mpdash import tracing
+from tests.test_lessons import run_lesson
+
+
+def events(data, *kinds):
+    return [e for e in data["events"] if e["kind"] in kinds]
+
+
+def pids_by_role(data, role):
+    return {p["pid"] for p in data["processes"] if p["role"] == role}
+
+
+def test_queue_put_and_get_are_paired_across_processes(dashboard):
+    data = run_lesson(dashboard, "queue")
+    (put,), (get,) = events(data, "queue_put"), events(data, "queue_get")
+    assert put["channel"] == get["channel"] == "Queue-1"
+    assert put["msg"] and put["msg"] == get["msg"]
+    assert put["pid"] in pids_by_role(data, "worker") and get["pid"] in pids_by_role(data, "main")
+    assert put["detail"] == get["detail"] == "25"
+    assert 0 < get["size"] < 64           # the pickled int, without our envelope
+    assert put["t"] <= get["t"]
+    assert put["depth"] == 1 and get["depth"] == 0
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_pipe_send_and_recv_are_paired(dashboard, start_method):
+    data = run_lesson(dashboard, "pipe", {"start_method": start_method})
+    (send,), (recv,) = events(data, "pipe_send"), events(data, "pipe_recv")
+    assert send["channel"] == recv["channel"] == "Pipe-1"
+    assert send["msg"] == recv["msg"] and send["size"] == recv["size"] > 0
+    assert (send["end"], recv["end"]) == (1, 0)
+    assert send["pid"] in pids_by_role(data, "worker")
+    assert recv["pid"] in pids_by_role(data, "main")
+    assert recv["detail"] == "[1, 2, 3]"
+
+
+def test_internal_connections_are_not_traced(dashboard):
+    data = run_lesson(dashboard, "pool-map")   # a Pool talks through pipes and SimpleQueues
+    assert not events(data, "pipe_send", "pipe_recv", "queue_put", "queue_get")
+
+
+def test_shared_writes_carry_cell_and_value(dashboard):
+    data = run_lesson(dashboard, "shared-memory")
+    writes = events(data, "shared_write")
+    child = pids_by_role(data, "worker")
+    assert all(w["pid"] in child for w in writes)
+    value = [w for w in writes if w["channel"] == "Value-1"]
+    assert [(w["index"], w["value"]) for w in value] == [(None, 15)]
+    cells = [(w["index"], w["value"]) for w in writes if w["channel"] == "Array-1"]
+    assert cells == [(0, 2), (1, 3), (2, 4)]
+
+
+def test_pool_tasks_run_in_workers(dashboard):
+    data = run_lesson(dashboard, "pool-map", {"items": 6, "chunksize": 2})
+    starts, ends = events(data, "task_start"), events(data, "task_end")
+    assert len(starts) == len(ends) == 3
+    workers = pids_by_role(data, "worker")
+    by_msg = {e["msg"]: e for e in starts}
+    for end in ends:
+        start = by_msg[end["msg"]]
+        assert start["pid"] == end["pid"] and end["pid"] in workers
+        assert start["t"] <= end["t"] and end["ok"] is True and end["items"] == 2
+        assert start["channel"] == "Pool-1"
+    assert sorted(e["index"] for e in starts) == [0, 1, 2]
+
+
+def test_untraced_sections_send_no_per_message_events(dashboard):
+    data = run_lesson(dashboard, "race-condition", {"times": 20_000})
+    assert not events(data, "shared_write", "traffic")
+    assert [m["label"] for m in data["marks"]][:1] == ["untraced"]
+    data = run_lesson(dashboard, "pipe", {"mode": "ping-pong", "round_trips": 300})
+    assert len(events(data, "pipe_send")) == 4 + 3   # the traced warm-up only
+    assert not events(data, "traffic")
+
+
+def test_pause_reaches_spawned_children(dashboard):
+    data = run_lesson(dashboard, "race-condition",
+                      {"times": 2000, "processes": 2, "start_method": "spawn"})
+    assert data["state"] == "finished", data["error"]
+    assert not events(data, "shared_write", "traffic")
+
+
+def test_high_rate_traffic_is_summarised_and_nothing_is_lost(dashboard):
+    items = 3000
+    data = run_lesson(dashboard, "queue", {"items": items})
+    assert data["state"] == "finished", data["error"]
+    puts, gets = events(data, "queue_put"), events(data, "queue_get")
+    traffic = events(data, "traffic")
+    assert traffic and all(t["channel"] == "Queue-1" for t in traffic)
+    assert len(puts) < items / 2
+    assert len(puts) + sum(t.get("puts", 0) for t in traffic) == items
+    assert len(gets) + sum(t.get("gets", 0) for t in traffic) == items
+    assert all(len(t["detail"]) <= 200 for t in traffic)
+    assert {g["msg"] for g in gets} <= {p["msg"] for p in puts}
+
+
+def test_executor_tasks_and_user_script(dashboard, tmp_path):
+    script = tmp_path / "user_program.py"
+    script.write_text(textwrap.dedent("""
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import JoinableQueue, Process
+
+        def cube(n):
+            return n ** 3
+
+        def fill(q):
+            q.put("hello")
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(2) as ex:
+                print(list(ex.map(cube, [1, 2, 3])))
+            q = JoinableQueue()
+            p = Process(target=fill, args=(q,))
+            p.start()
+            print(q.get())
+            p.join()
+    """))
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=60)
+    with dashboard.hub.lock:
+        data = run.to_json()
+    assert data["state"] == "finished", data["error"]
+    assert [l["text"] for l in data["output"]] == ["[1, 8, 27]", "hello"]
+    starts, ends = events(data, "task_start"), events(data, "task_end")
+    assert len(starts) == len(ends) == 3
+    assert all(e["channel"] == "Executor-1" and e["pid"] != run.main_pid for e in starts)
+    assert sorted(e["detail"] for e in starts) == ["cube over [1]", "cube over [2]",
+                                                   "cube over [3]"]
+    assert sorted(e["detail"] for e in ends) == ["[1]", "[27]", "[8]"]   # one chunk each
+    # the executor's own call queue is not shown as user messages; the user's queue is
+    (put,) = events(data, "queue_put")
+    assert put["channel"] == "Queue-1" and put["detail"] == "'hello'"
+
+
+def test_paused_is_a_context_manager_that_restores():
+    assert not tracing.is_paused()
+    with tracing.paused():
+        assert tracing.is_paused()
+        with tracing.paused():
+            assert tracing.is_paused()
+        assert tracing.is_paused()
+    assert not tracing.is_paused()
