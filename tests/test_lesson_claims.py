@@ -30,7 +30,7 @@ def test_processes_beat_threads_on_cpu_bound_work(dashboard):
         pytest.skip(f"machine saturated (load {os.getloadavg()[0]:.0f}): {tries}")
     assert best_threads >= 1.3 * best_processes, tries
     assert all(f["threads_peak_cpu"] < 150 for _, f in tries), tries   # one GIL: ~one core
-    assert max(f["processes_peak_cpu"] for _, f in tries) > 120, tries
+    assert max(f["processes_peak_cpu"] for _, f in tries) > 100, tries   # more than one core
     assert 0 <= found["rss_per_thread_bytes"] < found["rss_per_process_bytes"]
 
 
