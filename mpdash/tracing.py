@@ -582,40 +582,6 @@ def _patch_processes(process_module) -> None:
             flush()   # children leave through os._exit: atexit would not run
 
     BaseProcess.start, BaseProcess._bootstrap = start, _bootstrap
-    _report_exit_hook_terminate(BaseProcess)
-
-
-_in_terminate = threading.local()
-
-
-def _report_exit_hook_terminate(BaseProcess) -> None:
-    """Report the SIGTERM that multiprocessing's exit hook sends to daemonic children.
-
-    The hook calls ``p._popen.terminate()``, not ``p.terminate()``, so the probe's report of
-    terminate() misses it and the daemon's -15 would look like a crash.
-    """
-    from multiprocessing import popen_fork
-
-    def guarded(original):
-        def method(self):
-            _in_terminate.on = True
-            try:
-                return original(self)
-            finally:
-                _in_terminate.on = False
-        return method
-
-    def reporting(original, sig):
-        def method(self):
-            if not getattr(_in_terminate, "on", False) and self.returncode is None:
-                probe.send({"k": "terminate", "child": self.pid, "sig": sig})
-            return original(self)
-        return method
-
-    BaseProcess.terminate = guarded(BaseProcess.terminate)
-    BaseProcess.kill = guarded(BaseProcess.kill)
-    popen_fork.Popen.terminate = reporting(popen_fork.Popen.terminate, 15)
-    popen_fork.Popen.kill = reporting(popen_fork.Popen.kill, 9)
 
 
 # ---------------------------------------------------------------------------- installing

@@ -28,7 +28,7 @@ def run_all(workers):
     return time.perf_counter() - started
 
 
-def main(ctx, workers=os.cpu_count() or 2, work=20_000_000, io_bound=False, seconds=0.5,
+def main(ctx, workers=os.cpu_count() or 2, work=60_000_000, io_bound=False, seconds=0.5,
          start_method="fork"):
     job, arg = (wait_for_io, seconds) if io_bound else (count_down, work)
 
@@ -106,7 +106,7 @@ LESSON = Lesson(
     params=(
         Param("workers", "int", os.cpu_count() or 2, min=1, max=16,
               help="threads, then processes (default: this machine's cores)"),
-        Param("work", "int", 20_000_000, min=100_000, max=50_000_000,
+        Param("work", "int", 60_000_000, min=100_000, max=200_000_000,
               help="count-down steps per worker (CPU-bound)"),
         Param("io_bound", "bool", False, help="sleep instead of computing: the I/O-bound case"),
         Param("seconds", "float", 0.5, min=0.05, max=5.0, unit="s",
