@@ -22,8 +22,9 @@ __all__ = ["Dashboard"]
 
 class Dashboard:
     def __init__(self, limits: Limits | None = None, hz: float = 10.0,
-                 data_dir: str | None = None):
-        """``data_dir``: where run history is kept (SQLite, see store.py); None keeps nothing."""
+                 data_dir: str | None = None, cgroups: bool = True):
+        """``data_dir``: where run history is kept (SQLite, see store.py); None keeps nothing.
+        ``cgroups``: False forces the process-group fallback (tests of that path)."""
         if not 1 <= hz <= 50:
             raise ValueError("sample rate must be between 1 and 50 Hz")
         self.hub = Hub(limits or Limits(), sample_hz=hz)
@@ -35,7 +36,8 @@ class Dashboard:
         self.sampler = Sampler(self.hub, live_pids=lambda: self.engine.live_pids(),
                                on_over_memory=lambda run_id, why: self.engine.request_stop(run_id, why),
                                hz=hz)
-        self.engine = Engine(self.hub, on_birth=self.sampler.poke, on_death=self.sampler.on_death)
+        self.engine = Engine(self.hub, on_birth=self.sampler.poke, on_death=self.sampler.on_death,
+                             cgroups=cgroups)
         self.sampler.start()
         self._closed = False
 
@@ -55,7 +57,7 @@ class Dashboard:
             "sample_hz": self.hub.sample_hz,
             "sample_hz_actual": self.sampler.actual_hz(),
             "sampler": self.sampler.backend.name,
-            "cgroups": False,
+            "cgroups": self.engine.cgroups.mode,
             "subreaper": self.engine.subreaper,
         }
 

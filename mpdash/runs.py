@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import errno
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mpdash import lessons
+from mpdash.cgroups import Cgroups, RunCgroup
 from mpdash.state import Hub, Run, new_run_id
 
 __all__ = ["Engine", "LimitError", "BOOT_DIR", "PROJECT_ROOT"]
@@ -78,6 +80,32 @@ def _read_proc_stat(pid: int) -> tuple[str, int, int] | None:
     return fields[0].decode(), int(fields[1]), int(fields[2])
 
 
+def _check_executable(program: str, path: str | None, cwd: str | None) -> None:
+    if os.sep in program:
+        full = os.path.join(cwd or os.getcwd(), program)
+        if not os.path.exists(full):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if not os.access(full, os.X_OK) or os.path.isdir(full):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    elif shutil.which(program, path=path) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+
+def _run_of(pid: int, marker: str) -> str | None:
+    """The run id in a process's environment, if it belongs to this engine's runs."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return None
+    if marker.encode() not in env:
+        return None
+    for item in env:
+        if item.startswith(b"MPDASH_RUN_ID="):
+            return item[len(b"MPDASH_RUN_ID="):].decode(errors="replace")
+    return None
+
+
 def _children_of(pid: int) -> set[int]:
     found: set[int] = set()
     try:
@@ -107,13 +135,14 @@ class _Live:
     main_exited_at: float | None = None
     waiters: list = field(default_factory=list)      # futures resolved when the run ends
     killed: set = field(default_factory=set)         # pids the server itself SIGKILLed
+    cgroup: RunCgroup | None = None                  # None: process group only (fallback)
 
 
 class Engine:
     """Starts, watches and stops runs; owns the supervisor thread."""
 
     def __init__(self, hub: Hub, python: str = sys.executable, on_birth: Callable | None = None,
-                 on_death: Callable | None = None):
+                 on_death: Callable | None = None, cgroups: bool = True):
         self.hub = hub
         self.python = python
         self.on_birth = on_birth or (lambda run, pid: None)
@@ -123,6 +152,11 @@ class Engine:
         self.subreaper = _set_child_subreaper()
         self._tmp = tempfile.mkdtemp(prefix="mpdash-")
         os.chmod(self._tmp, 0o700)
+        # Every process of every run carries this in its environment: how the watchdog (and
+        # orphan discovery) tell this engine's processes from anyone else's.
+        self.marker = f"MPDASH_ENGINE={os.path.basename(self._tmp)}"
+        self.cgroups = Cgroups(enabled=cgroups)
+        self._watchdog = self._start_watchdog()
         self._sel = selectors.DefaultSelector()
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -196,7 +230,34 @@ class Engine:
             self._closing = True
             self._wake()
             self._thread.join(timeout=timeout)
+            self.cgroups.close()
+            self._stop_watchdog()
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _start_watchdog(self) -> subprocess.Popen | None:
+        """The dead-man switch (mpdash/watchdog.py): sweeps this engine's runs once the server
+        is gone, however it went. Its own session, so a terminal's Ctrl-C does not reach it."""
+        cgroups = [d for d in (self.cgroups.v2_parent,) if d]
+        try:
+            return subprocess.Popen(
+                [self.python, "-I", "-S", os.path.join(PROJECT_ROOT, "mpdash", "watchdog.py"),
+                 self.marker, *cgroups],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True)
+        except OSError:
+            log.exception("watchdog not started: a SIGKILLed server may leave processes")
+            return None
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is None:
+            return
+        try:
+            self._watchdog.stdin.close()   # EOF: it sweeps (finds nothing) and exits
+            self._watchdog.wait(timeout=3)
+        except (OSError, subprocess.TimeoutExpired):
+            self._watchdog.kill()
+            self._watchdog.wait()
+        self._watchdog = None
 
     # ====================================================================== supervisor thread
     def _call(self, fn, *args) -> concurrent.futures.Future:
@@ -285,17 +346,23 @@ class Engine:
             "MPDASH_EVENTS": sock_path, "MPDASH_SERVER_PID": str(self.server_pid),
             "MPDASH_RUN_MAIN": "1", "MPDASH_RUN_ID": run.id,
         })
+        env.update([self.marker.split("=", 1)])
         stdin, cwd = stdio if stdio else (subprocess.DEVNULL, None)
+        cgroup = self.cgroups.create(run.id, limits.run_tasks)
         try:
-            popen = subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.PIPE,
+            if cgroup is not None:   # the wrapper would only fail later, as exit status 127
+                _check_executable(argv[0], env.get("PATH"), cwd)
+            popen = subprocess.Popen(Cgroups.wrap(cgroup, argv), env=env, stdin=stdin, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, process_group=0, close_fds=True,
                                      cwd=cwd)
         except OSError as exc:
             listener.close()
             os.unlink(sock_path)
+            if cgroup is not None:
+                self.cgroups.release(cgroup)
             raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
         live = _Live(run=run, popen=popen, listener=listener, sock_path=sock_path,
-                     analyze=analyze, echo=echo)
+                     analyze=analyze, echo=echo, cgroup=cgroup)
         if run.time_limit:
             live.deadline = time.monotonic() + run.time_limit
         run.main_pid = popen.pid
@@ -484,7 +551,7 @@ class Engine:
         limits = hub.limits
         if run.stop_reason is None and hub.live_process_count() > limits.max_processes:
             self._request_stop(run.id, f"process limit: more than {limits.max_processes} "
-                                       f"live processes", False)
+                                       f"live processes", False, at_once=True)
 
     def _on_pidfd(self, fd, data):
         live, pid = data
@@ -543,7 +610,7 @@ class Engine:
         return "crash" if code is not None else "killed"
 
     # -- stopping ----------------------------------------------------------------------------
-    def _request_stop(self, run_id: str, reason: str, want_future: bool):
+    def _request_stop(self, run_id: str, reason: str, want_future: bool, at_once: bool = False):
         live = self._live.get(run_id)
         if live is None:
             done: concurrent.futures.Future = concurrent.futures.Future()
@@ -553,7 +620,8 @@ class Engine:
         if run.stop_reason is None:
             run.stop_reason = reason
             self._kill_group(live, signal.SIGTERM)
-            live.kill_at = time.monotonic() + self.hub.limits.stop_grace
+            # A run growing past the process limit may be a fork bomb: no grace for it.
+            live.kill_at = time.monotonic() + (0 if at_once else self.hub.limits.stop_grace)
         return self._waiter(run_id) if want_future else None
 
     def _waiter(self, run_id: str):
@@ -568,6 +636,9 @@ class Engine:
         """Signal the run's process group and every known process (some may have left it)."""
         if sig == signal.SIGKILL:
             live.killed.update(live.run.live_pids())
+        if live.cgroup is not None:
+            # The kernel's view of the run: setsid() or a cleared environment cannot hide.
+            live.cgroup.kill() if sig == signal.SIGKILL else live.cgroup.signal(sig)
         try:
             os.killpg(live.popen.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -605,6 +676,7 @@ class Engine:
     def _discover(self) -> None:
         """Children the probe cannot report (os.fork, subprocess, C code), orphans, zombies."""
         my_children = _children_of(self.server_pid)
+        self._adopt(my_children)
         for live in list(self._live.values()):
             run = live.run
             for pid in list(run.live_pids()):
@@ -625,10 +697,34 @@ class Engine:
                     if code is not None:
                         self._exit_code(live, pid, code)
 
+    def _adopt(self, my_children: set[int]) -> None:
+        """Processes of a run nobody reported: in its cgroup (setsid cannot hide them), or
+        orphans re-parented to us (the subreaper) before a scan saw them under their parent."""
+        known = {pid for live in self._live.values() for pid in live.run.processes}
+        for live in list(self._live.values()):
+            if live.cgroup is not None:
+                for pid in sorted(live.cgroup.pids() - known):
+                    stat = _read_proc_stat(pid)
+                    if stat is not None:
+                        self._birth(live, pid, ppid=stat[1], role="worker",
+                                    orphan=stat[1] == self.server_pid)
+                        known.add(pid)
+        groups = {live.popen.pid: live for live in self._live.values()}
+        for pid in sorted(my_children - known):
+            stat = _read_proc_stat(pid)
+            if stat is None:
+                continue
+            # A zombie's environment is gone, but its process group stays readable.
+            live = self._live.get(_run_of(pid, self.marker)) or groups.get(stat[2])
+            if live is not None:
+                self._birth(live, pid, ppid=self.server_pid, role="worker", orphan=True)
+
     def _maybe_finish(self, live: _Live, now: float) -> None:
         """After the main's exit: let the rest end on its own briefly, then kill it, then end."""
         run = live.run
         waited = now - live.main_exited_at
+        if live.cgroup is not None and waited >= LEFTOVER_GRACE:
+            self._adopt(set())   # the cgroup knows of stragglers no scan has seen yet
         if run.live_pids():
             if waited < LEFTOVER_GRACE:
                 return
@@ -664,6 +760,8 @@ class Engine:
             pipe.close()
         self._sel.unregister(live.listener)
         live.listener.close()
+        if live.cgroup is not None:
+            self.cgroups.release(live.cgroup)
         try:
             os.unlink(live.sock_path)
         except OSError:

@@ -38,10 +38,13 @@ class Limits:
     run_seconds: float = 120.0         # per lesson run (watch: none unless --timeout)
     run_rss_bytes: int = 2 << 30       # RSS summed over one run's processes
     stop_grace: float = 1.0            # SIGTERM, then SIGKILL after this long
+    # Kernel cap per run where cgroups are on (pids.max). It counts threads too, so it sits well
+    # above max_processes: it is there to stop a fork bomb dead, the process limit to explain it.
+    run_tasks: int = 512
 
     def to_json(self) -> dict:
         return {"max_runs": self.max_runs, "max_processes": self.max_processes,
-                "run_seconds": self.run_seconds, "run_rss_bytes": self.run_rss_bytes}
+                "run_seconds": self.run_seconds, "run_rss_bytes": self.run_rss_bytes, "run_tasks": self.run_tasks}
 
 
 @dataclass
