@@ -176,9 +176,14 @@ def _set_parent_death_signal() -> None:
         return
     _prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     # If the parent died before prctl took effect we were already re-parented: to the server
-    # (its subreaper) or to init. Either way nobody will ever reap us in order: leave now.
+    # (its subreaper), to init, or to some other subreaper (systemd --user, a container's
+    # init). Either way the death signal will never come: leave now. "Still our parent" is
+    # judged by the run's marker in its environment, not by pid 1, which misses subreapers.
     parent = os.getppid()
-    if parent == 1 or (_role != "main" and parent == _server_pid):
+    if _role == "main":
+        if parent != _server_pid:
+            os._exit(137)
+    elif parent == 1 or parent == _server_pid or not _in_this_run(parent):
         os._exit(137)
 
 
@@ -189,6 +194,17 @@ def _load_prctl():
         return ctypes.CDLL(None, use_errno=True).prctl
     except Exception:
         return None
+
+
+def _in_this_run(pid: int) -> bool:
+    marker = os.environ.get("MPDASH_ENGINE")
+    if not marker:
+        return True   # an older server that sets no marker: keep the pid checks only
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"MPDASH_ENGINE={marker}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def _role_from_cmdline() -> str:

@@ -164,6 +164,8 @@ class Engine:
         self._live: dict[str, _Live] = {}
         self._closing = False
         self._next_discovery = 0.0
+        self._groups: set[int] = set()      # every run's process group, for reaping strays
+        self._strays_until = 0.0            # keep reaping until then after a run ends
         self._thread = threading.Thread(target=self._loop, name="mpdash-supervisor", daemon=True)
         self._thread.start()
 
@@ -224,6 +226,10 @@ class Engine:
             deadline = time.monotonic() + timeout
             while self._live and time.monotonic() < deadline:
                 time.sleep(0.01)
+            # Killed strays of the last runs may still be turning into zombies: reap them.
+            for _ in range(5):
+                self._call(self._reap_strays).result(timeout=timeout)
+                time.sleep(0.02)
         except Exception:
             log.exception("shutdown")
         finally:
@@ -237,7 +243,7 @@ class Engine:
     def _start_watchdog(self) -> subprocess.Popen | None:
         """The dead-man switch (mpdash/watchdog.py): sweeps this engine's runs once the server
         is gone, however it went. Its own session, so a terminal's Ctrl-C does not reach it."""
-        cgroups = [d for d in (self.cgroups.v2_parent,) if d]
+        cgroups = [d for d in (self.cgroups.v2_parent, self.cgroups.pids_parent) if d]
         try:
             return subprocess.Popen(
                 [self.python, "-I", "-S", os.path.join(PROJECT_ROOT, "mpdash", "watchdog.py"),
@@ -319,7 +325,7 @@ class Engine:
 
     def _next_timeout(self) -> float:
         now = time.monotonic()
-        times = [self._next_discovery] if self._live else []
+        times = [self._next_discovery] if self._live or now < self._strays_until else []
         for live in self._live.values():
             times += [t for t in (live.deadline, live.kill_at) if t is not None]
             if live.main_exited_at is not None:
@@ -366,6 +372,7 @@ class Engine:
         if run.time_limit:
             live.deadline = time.monotonic() + run.time_limit
         run.main_pid = popen.pid
+        self._groups.add(popen.pid)
         self._live[run.id] = live
         self._sel.register(listener, selectors.EVENT_READ, ("accept", live))
         for stream, pipe in (("out", popen.stdout), ("err", popen.stderr)):
@@ -669,9 +676,11 @@ class Engine:
                 self._kill_group(live, signal.SIGKILL)
             if live.main_exited_at is not None:
                 self._maybe_finish(live, now)
-        if self._live and now >= self._next_discovery:
+        if (self._live or now < self._strays_until) and now >= self._next_discovery:
             self._next_discovery = now + DISCOVERY_PERIOD
-            self._discover()
+            if self._live:
+                self._discover()
+            self._reap_strays()
 
     def _discover(self) -> None:
         """Children the probe cannot report (os.fork, subprocess, C code), orphans, zombies."""
@@ -696,6 +705,19 @@ class Engine:
                     code = self._reap(live, pid)
                     if code is not None:
                         self._exit_code(live, pid, code)
+
+    def _reap_strays(self) -> None:
+        """Zombies re-parented to us (the subreaper) that no run tracked: a fork bomb's
+        children killed with their group, orphans that died between two scans. Their process
+        group says they were ours; a zombie nobody reaps would stay until the server exits."""
+        mains = {live.popen.pid for live in self._live.values()}
+        for pid in _children_of(self.server_pid) - mains:
+            stat = _read_proc_stat(pid)
+            if stat is not None and stat[0] == "Z" and stat[2] in self._groups:
+                try:
+                    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
     def _adopt(self, my_children: set[int]) -> None:
         """Processes of a run nobody reported: in its cgroup (setsid cannot hide them), or
@@ -783,6 +805,8 @@ class Engine:
             except Exception:
                 log.exception("analysis of run %s", run.id)
         del self._live[run.id]
+        self._strays_until = time.monotonic() + 5.0
+        self._reap_strays()
         hub.set_state(run, state, ended_at=time.time(), error=error)
         for fut in live.waiters:
             if not fut.done():

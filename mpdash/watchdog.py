@@ -72,6 +72,17 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     sweep(marker, cgroups)
+    for path in cgroups:   # empty now: remove them, deepest first (they hold no real files)
+        for root, dirs, _ in os.walk(path, topdown=False):
+            for d in dirs:
+                try:
+                    os.rmdir(os.path.join(root, d))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
     return 0
 
 
