@@ -1,9 +1,10 @@
-"""Serve the mpdash dashboard: ``python app.py [--host H] [--port P] [--open] [--hz N] [--data DIR]``."""
+"""Serve the mpdash dashboard: ``python app.py [--host H] [--port P] [--open] [--hz N] [--data DIR] [--token T]``."""
 from __future__ import annotations
 
 import argparse
 import errno
 import logging
+import os
 import signal
 import socket
 import sqlite3
@@ -19,6 +20,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
     parser.add_argument("--data", metavar="DIR", default=None,
                         help="where run history is kept, in SQLite (default: instance/)")
+    parser.add_argument("--token", default=None,
+                        help="presenter token (default: $MPDASH_TOKEN, or generated when bound "
+                             "to anything but 127.0.0.1/localhost/::1)")
     args = parser.parse_args(argv)
     if not 1 <= args.hz <= 50:
         parser.error("--hz must be between 1 and 50")
@@ -39,6 +43,12 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -47,25 +57,39 @@ def main(argv=None) -> int:
               f"choose another with --port", file=sys.stderr, flush=True)
         return 2
 
-    from mpdash.dashboard import Dashboard
-    from mpdash.web import create_app
+    if args.port == 0:   # any free port, but the URL we print must name the real one
+        args.port = free_port(args.host)
 
+    from mpdash.dashboard import Dashboard
     from mpdash.store import DEFAULT_DATA_DIR
+    from mpdash.web import create_app, security
+
+    token = args.token or os.environ.get("MPDASH_TOKEN") or None
+    if token is None and not security.is_open_host(args.host):
+        token = security.generate_token()
     try:
         dashboard = Dashboard(hz=args.hz, data_dir=args.data or DEFAULT_DATA_DIR)
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot keep run history in {args.data or DEFAULT_DATA_DIR}: {exc}; "
               f"choose another with --data", file=sys.stderr, flush=True)
         return 2
-    app = create_app(dashboard)
+    app = create_app(dashboard, {"MPDASH_TOKEN": token} if token else None)
     socketio = app.extensions["socketio"]
 
     def on_signal(signum, frame):
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
-    url = f"http://{args.host}:{args.port}"
-    print(f"mpdash serving on {url}  (Ctrl-C to stop)", flush=True)
+    signal.signal(signal.SIGHUP, on_signal)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}/"
+    if token:
+        viewer = app.extensions["mpdash_access"].viewer
+        url = f"{url}?token={token}"
+        print(f"mpdash serving on {url}  (Ctrl-C to stop)", flush=True)
+        print(f"viewer link (read-only): http://{host}:{args.port}/?token={viewer}", flush=True)
+    else:
+        print(f"mpdash serving on {url}  (Ctrl-C to stop)", flush=True)
     if args.open:
         webbrowser.open(url)
     try:

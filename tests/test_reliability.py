@@ -292,3 +292,101 @@ def test_fifty_runs_leak_no_fd_thread_or_zombie():
         assert threading.active_count() <= threads
         assert set(_zombie_children()) - zombies == set()
     assert_none_left(os.getpid())
+
+
+# ------------------------------------------------------------------ the server process itself
+
+APP = os.path.join(PROJECT_ROOT, "app.py")
+
+
+def _accepts(host, port):
+    import socket
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class Server:
+    """``python app.py`` as a child process on a free loopback port."""
+
+    def __init__(self, *args, env=None):
+        self.proc = subprocess.Popen([sys.executable, APP, "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env={**os.environ, **(env or {})})
+        line = self.proc.stdout.readline()   # the URL, printed with flush=True
+        assert "serving on http://" in line, line
+        self.url = line.split()[3].split("?")[0].rstrip("/")
+        self.pid = self.proc.pid
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+        host, port = self.url.split("//")[1].rsplit(":", 1)
+        assert wait_for(lambda: _accepts(host, int(port)), timeout=15), "server never listened"
+
+    def start(self, lesson, params):
+        import requests
+        r = requests.post(f"{self.url}/api/runs", json={"lesson": lesson, "params": params},
+                          timeout=10)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def live_count(self, run_id):
+        import requests
+        run = requests.get(f"{self.url}/api/runs/{run_id}", timeout=10).json()
+        return sum(p["ended_at"] is None for p in run["processes"])
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        for pid in run_processes(self.pid):   # never leave a failed test's processes around
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def server_factory():
+    made = []
+
+    def make(*args, **kw):
+        made.append(Server(*args, **kw))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def _busy_server(make, methods, env=None):
+    server = make(env=env)
+    runs = [server.start("pool-map", {"spin": 5.0, "items": 30, "workers": 3,
+                                      "start_method": m}) for m in methods]
+    for run_id in runs:
+        assert wait_for(lambda: server.live_count(run_id) >= 4, timeout=20)
+    assert len(run_processes(server.pid)) >= 4 * len(runs)
+    return server
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_server_interrupt_or_terminate_leaves_nothing(server_factory, sig):
+    server = _busy_server(server_factory, ["fork", "spawn"])
+    t0 = time.monotonic()
+    os.kill(server.pid, sig)
+    assert wait_for(lambda: not run_processes(server.pid), timeout=2.0, step=0.005), \
+        run_processes(server.pid)
+    took = time.monotonic() - t0
+    assert server.proc.wait(timeout=5) in (0, 128 + sig)
+    print(f"server {signal.Signals(sig).name}: {took * 1000:.0f} ms to the last run process gone")
+
+
+@pytest.mark.parametrize("cgroups", ["cgroup", "pgroup"])
+def test_server_sigkill_leaves_nothing_within_three_seconds(server_factory, cgroups):
+    env = {"MPDASH_NO_CGROUPS": "1"} if cgroups == "pgroup" else None
+    server = _busy_server(server_factory, ["fork", "spawn", "forkserver"], env=env)
+    before = len(run_processes(server.pid))
+    t0 = time.monotonic()
+    os.kill(server.pid, signal.SIGKILL)
+    server.proc.wait(timeout=5)
+    assert wait_for(lambda: not run_processes(server.pid), timeout=3.0, step=0.005), \
+        run_processes(server.pid)
+    took = time.monotonic() - t0
+    print(f"server SIGKILL ({cgroups}): {before} processes gone in {took * 1000:.0f} ms")

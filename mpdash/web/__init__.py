@@ -23,7 +23,8 @@ def create_app(dashboard: Dashboard | None = None, test_config: dict | None = No
     app.json.sort_keys = False
     app.extensions["mpdash"] = dashboard or Dashboard()
 
-    from mpdash.web import api, pages, sockets
+    from mpdash.web import api, pages, security, sockets
+    security.init_app(app)   # tokens (non-loopback bind), security headers
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     # cors_allowed_origins=None: python-engineio then accepts only the page's own origin.

@@ -50,7 +50,11 @@ def list_lessons():
 
 @bp.get("/system")
 def system():
-    return jsonify({**_dash().system(), "role": "presenter"})
+    from mpdash.web import security
+    info = {**_dash().system(), "role": security.role()}
+    if security.may_control():
+        info["viewer_url"] = security.viewer_url()
+    return jsonify(info)
 
 
 @bp.post("/runs")

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
+from flask import current_app, request
 from flask_socketio import SocketIO, emit
 
 from mpdash.lessons import ParamError
 from mpdash.runs import LimitError
+from mpdash.web import security
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +33,38 @@ def init_app(app, socketio: SocketIO) -> None:
 
     hub.subscribe(forward)
 
+    roles: dict[str, str] = {}   # sid -> presenter|viewer, decided once at connect
+
+    def refused(action):
+        if roles.get(request.sid) != security.PRESENTER:
+            return {"error": f"viewers cannot {action} runs", "status": 403}
+        return None
+
     @socketio.on("connect")
     def on_connect(auth=None):
+        role = security.socket_role(auth)
+        if role is None:
+            raise ConnectionRefusedError("a token is required")
+        roles[request.sid] = role
         with dash.hub.lock:
             dash.hub.viewers += 1
-            hello = {"seq": dash.hub.seq, "system": {**dash.system(), "role": "presenter"},
+            hello = {"seq": dash.hub.seq, "system": {**dash.system(), "role": role},
                      "lessons": [l["id"] for l in dash.lessons()],
                      "runs": dash.hub.summaries(limit=200)}
         emit("hello", hello)
 
     @socketio.on("disconnect")
     def on_disconnect(*_):
+        roles.pop(request.sid, None)
         with dash.hub.lock:
             dash.hub.viewers = max(0, dash.hub.viewers - 1)
 
     # start {lesson, params} -> ack: the Run, or {error}
     @socketio.on("start")
     def on_start(data=None):
+        denied = refused("start")
+        if denied:
+            return denied
         if not isinstance(data, dict) or "lesson" not in data:
             return {"error": "start takes {\"lesson\": id, \"params\": {...}}"}
         unknown = set(data) - {"lesson", "params"}
@@ -66,6 +82,9 @@ def init_app(app, socketio: SocketIO) -> None:
     # stop {run} -> ack: the final Run, or {error}
     @socketio.on("stop")
     def on_stop(data=None):
+        denied = refused("stop")
+        if denied:
+            return denied
         run_id = data.get("run") if isinstance(data, dict) else None
         if not isinstance(run_id, str) or dash.hub.get(run_id) is None:
             return {"error": "unknown run"}
