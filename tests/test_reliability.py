@@ -317,6 +317,7 @@ class Server:
                                      text=True, env={**os.environ, **(env or {})})
         line = self.proc.stdout.readline()   # the URL, printed with flush=True
         assert "serving on http://" in line, line
+        self.first_line = line
         self.url = line.split()[3].split("?")[0].rstrip("/")
         self.pid = self.proc.pid
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
