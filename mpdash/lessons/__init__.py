@@ -66,6 +66,9 @@ class Param:
                     raise ParamError(f"param '{name}' must be a whole number")
                 value = int(value)
         else:
+            # A JSON integer of 400 digits is a Python int that float() cannot hold.
+            if isinstance(value, int) and not -1e308 < value < 1e308:
+                raise ParamError(f"param '{name}' must be a finite number")
             if not math.isfinite(value):
                 raise ParamError(f"param '{name}' must be a finite number")
             value = float(value)

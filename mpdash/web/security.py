@@ -21,10 +21,13 @@ Every response carries a strict CSP (no inline script, ``connect-src 'self'``,
 from __future__ import annotations
 
 import hmac
+import json
+import re
 import secrets
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g, jsonify, redirect, request
+from flask.json.provider import DefaultJSONProvider
 
 __all__ = ["Access", "init_app", "role", "socket_role", "may_control", "CSP", "COOKIE",
            "generate_token", "is_open_host"]
@@ -115,6 +118,39 @@ def viewer_url() -> str | None:
     return base if acc.open else f"{base}?token={acc.viewer}"
 
 
+class GuardedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, but a body nested deeper than the parser's recursion limit is a
+    ValueError (so ``get_json(silent=True)`` answers 400), not a RecursionError (a 500)."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+class SocketJSON:
+    """The ``json`` module given to Socket.IO. A packet whose JSON cannot be decoded (nested
+    too deeply, a 5000-digit number, ...) still reaches its handler with ``None`` as the data,
+    so the client gets its error ack instead of silence."""
+    _EVENT = re.compile(r'\s*\[\s*"([A-Za-z0-9_-]{1,64})"')
+
+    @staticmethod
+    def dumps(*args, **kwargs):
+        return json.dumps(*args, **kwargs)
+
+    @classmethod
+    def loads(cls, s, *args, **kwargs):
+        try:
+            return json.loads(s, *args, **kwargs)
+        except (RecursionError, ValueError):
+            text = s.decode("utf-8", "replace") if isinstance(s, (bytes, bytearray)) else s
+            match = cls._EVENT.match(text)
+            if match is None:
+                raise ValueError("JSON nested too deeply") from None
+            return [match.group(1), None]
+
+
 def init_app(app: Flask, presenter: str | None = None, viewer: str | None = None) -> Access:
     """Install the checks and headers. ``presenter`` set = token mode (viewer generated if
     not given). Also read from ``app.config["MPDASH_TOKEN"]`` / ``["MPDASH_VIEWER_TOKEN"]``."""
@@ -126,6 +162,9 @@ def init_app(app: Flask, presenter: str | None = None, viewer: str | None = None
         raise ValueError("the viewer token must differ from the presenter token")
     acc = Access(presenter=presenter, viewer=viewer)
     app.extensions["mpdash_access"] = acc
+    sort_keys = app.json.sort_keys
+    app.json = GuardedJSONProvider(app)
+    app.json.sort_keys = sort_keys
 
     @app.before_request
     def check_token():
