@@ -51,7 +51,7 @@ benchmarks/.venv/.glances:
 	touch $@
 
 soak: dev
-	$(BIN)/python -m pytest -m soak -p no:randomly
+	$(BIN)/python -m pytest -m soak -p no:randomly -s tests/test_soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
