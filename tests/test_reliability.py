@@ -312,7 +312,10 @@ class Server:
     """``python app.py`` as a child process on a free loopback port."""
 
     def __init__(self, *args, env=None):
-        self.proc = subprocess.Popen([sys.executable, APP, "--port", "0", *args],
+        import tempfile
+        self.data = tempfile.TemporaryDirectory(prefix="mpdash-test-data-")
+        self.proc = subprocess.Popen([sys.executable, APP, "--port", "0", "--data",
+                                      self.data.name, *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, env={**os.environ, **(env or {})})
         line = self.proc.stdout.readline()   # the URL, printed with flush=True
@@ -342,6 +345,7 @@ class Server:
         self.proc.wait(timeout=10)
         for pid in run_processes(self.pid):   # never leave a failed test's processes around
             os.kill(pid, signal.SIGKILL)
+        self.data.cleanup()
 
 
 @pytest.fixture

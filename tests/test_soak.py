@@ -44,15 +44,22 @@ def test_three_hundred_runs_with_three_viewers(server_factory):
                ("pool-map", {"start_method": "spawn", "workers": 2}),
                ("process-subclass", {})]
 
+    hung = []   # runs still running after 30 s: stopped, reported, and a failure
+
     def one(i):
         lesson, params = lessons[i % len(lessons)]
         r = requests.post(f"{server.url}/api/runs", json={"lesson": lesson, "params": params},
                           timeout=10)
         assert r.status_code == 201, r.text
         run_id = r.json()["id"]
-        assert wait_for(lambda: requests.get(f"{server.url}/api/runs/{run_id}?since=999999999",
+        if not wait_for(lambda: requests.get(f"{server.url}/api/runs/{run_id}?since=999999999",
                                              timeout=10).json()["state"] != "running",
-                        timeout=60, step=0.05)
+                        timeout=30, step=0.05):
+            run = requests.get(f"{server.url}/api/runs/{run_id}", timeout=10).json()
+            hung.append((lesson, params, [(p["role"], p["end"], p["exitcode"])
+                                          for p in run["processes"]]))
+            requests.post(f"{server.url}/api/runs/{run_id}/stop", timeout=10)
+            return
         state = requests.get(f"{server.url}/api/runs/{run_id}", timeout=10).json()["state"]
         assert state == "finished", (lesson, state)
 
@@ -75,8 +82,10 @@ def test_three_hundred_runs_with_three_viewers(server_factory):
           f"viewers got {frames} metrics frames")
     print(f"soak: before {before}")
     print(f"soak: after  {after}")
+    print(f"soak: {len(hung)} runs hung and were stopped: {hung}")
     assert after["fds"] <= before["fds"] + 3, (before, after)
     assert after["threads"] <= before["threads"] + 2, (before, after)
     assert after["zombies"] == 0, after
     assert after["rss_kib"] < before["rss_kib"] + 64 * 1024, (before, after)
     assert min(frames) > 0
+    assert not hung
