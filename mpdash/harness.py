@@ -11,7 +11,6 @@ import contextlib
 import importlib
 import json
 import multiprocessing
-import os
 import sys
 import traceback
 

@@ -395,3 +395,14 @@ def test_server_sigkill_leaves_nothing_within_three_seconds(server_factory, cgro
         run_processes(server.pid)
     took = time.monotonic() - t0
     print(f"server SIGKILL ({cgroups}): {before} processes gone in {took * 1000:.0f} ms")
+
+
+def test_pool_terminated_at_birth_does_not_hang_the_run(dashboard):
+    """SIGTERM to a worker between fork() and its interpreter's after-fork reset: with a
+    Python-level handler inherited from the harness, the signal was dropped and the main
+    waited in join() forever. 20 pools terminated at birth, through the real harness."""
+    run = dashboard.engine.start_command(
+        [sys.executable, "-m", "mpdash.harness", "tests.programs.quick_terminate", "{}"],
+        cwd=PROJECT_ROOT)
+    dashboard.engine.wait(run.id, timeout=30)
+    assert run.state == "finished" and run.result == 20, (run.state, run.error)
