@@ -52,7 +52,7 @@ def list_lessons():
 def system():
     from mpdash.web import security
     info = {**_dash().system(), "role": security.role()}
-    if security.may_control():
+    if security.may_control() and security.viewer_url():
         info["viewer_url"] = security.viewer_url()
     return jsonify(info)
 

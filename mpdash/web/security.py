@@ -113,9 +113,9 @@ def socket_role(auth) -> str | None:
 
 
 def viewer_url() -> str | None:
+    """The read-only link to hand out; None in open mode (there everyone presents)."""
     acc = access()
-    base = request.host_url
-    return base if acc.open else f"{base}?token={acc.viewer}"
+    return None if acc.open else f"{request.host_url}?token={acc.viewer}"
 
 
 class GuardedJSONProvider(DefaultJSONProvider):

@@ -67,7 +67,7 @@ def open_page(browser, base: str, viewport=None):
     watch = PageWatch(page, base)
     page.goto(base + "/")
     page.wait_for_selector('[data-testid^="lesson-"] >> nth=0')
-    page.wait_for_function("window.mpdash && window.mpdash.store.connected")
+    page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
     return context, page, watch
 
 

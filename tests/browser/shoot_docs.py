@@ -27,7 +27,7 @@ def shoot(base: str) -> None:
             context.add_init_script(f"localStorage.setItem('mpdash.theme', '{theme}');")
             page = context.new_page()
             page.goto(base + "/")
-            page.wait_for_function("window.mpdash && window.mpdash.store.connected")
+            page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
             page.click('[data-testid="lesson-pool-map"]')
             page.fill('[data-testid="param-spin"]', "0.25")
             page.fill('[data-testid="param-items"]', "12")
@@ -35,9 +35,9 @@ def shoot(base: str) -> None:
                 page.click('[data-testid="presentation-toggle"]')
             before = page.locator('[data-testid="run-item"]').count()
             page.click('[data-testid="run"]')
-            page.wait_for_function(f"document.querySelectorAll('[data-testid=run-item]').length > {before}")
+            page.wait_for_function(f"() => document.querySelectorAll('[data-testid=run-item]').length > {before}")
             page.wait_for_function(
-                "['finished','failed','stopped'].includes(document.querySelector('[data-testid=run-state]').textContent)",
+                "() => ['finished','failed','stopped'].includes(document.querySelector('[data-testid=run-state]').textContent)",
                 timeout=60_000)
             page.wait_for_timeout(400)
             page.mouse.move(0, 0)

@@ -207,7 +207,7 @@ def test_stop_from_the_page(page, live_server):
     set_param(page, "spin", 5)
     set_param(page, "items", 20)
     page.click('[data-testid="run"]')
-    page.wait_for_function("document.querySelectorAll('[data-testid=proc-row][data-role=worker]').length >= 3")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=proc-row][data-role=worker]').length >= 3")
     assert page.is_enabled('[data-testid="stop"]')
     started = time.monotonic()
     page.click('[data-testid="stop"]')
@@ -270,7 +270,7 @@ def test_replay_scrubber_shows_the_past(page):
     scrubber = page.locator('[data-testid="scrubber"]')
     scrubber.wait_for(state="visible")
     scrubber.fill("0")
-    page.wait_for_function("!document.querySelector('[data-testid=proc-row][data-state=exited]')")
+    page.wait_for_function("() => !document.querySelector('[data-testid=proc-row][data-state=exited]')")
     assert page.inner_text('[data-testid="result"]').strip() == ""
     assert len(rows(page)) <= 1
     scrubber.fill("1000")
@@ -285,12 +285,12 @@ def test_compare_two_runs(page):
         page.click('[data-testid="run"]')
         page.wait_for_function("n => document.querySelectorAll('[data-testid=run-item]').length >= n", arg=workers // 2 + 1)
         assert wait_state(page) == "finished"
-    page.wait_for_function("document.querySelector('[data-testid=compare-select]').options.length >= 2")
+    page.wait_for_function("() => document.querySelector('[data-testid=compare-select]').options.length >= 2")
     other = page.eval_on_selector('[data-testid="compare-select"]', "s => s.options[1].value")
     page.select_option('[data-testid="compare-select"]', other)
     dialog = page.locator('[data-testid="compare"]')
     dialog.wait_for(state="visible")
-    page.wait_for_function("document.querySelectorAll('[data-testid=compare-col] canvas').length >= 4")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=compare-col] canvas').length >= 4")
     assert page.locator('[data-testid="compare-col"]').count() == 2
     texts = page.locator('[data-testid="compare-col"] .result').all_inner_texts()
     assert texts == ["[1, 4, 9, 16, 25]"] * 2
@@ -302,7 +302,7 @@ def test_presentation_and_theme_are_remembered(page):
     page.click('[data-testid="presentation-toggle"]')
     page.click('[data-testid="theme-toggle"]')
     page.reload()
-    page.wait_for_function("window.mpdash && window.mpdash.store.connected")
+    page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
     assert page.evaluate("document.documentElement.classList.contains('presenting')")
     assert page.evaluate("document.documentElement.dataset.theme") in ("dark", "light")
     size = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
@@ -354,7 +354,7 @@ def _page_with_system(browser, base, **overrides):
     page = context.new_page()
     watch = PageWatch(page, base)
     page.goto(base + "/")
-    page.wait_for_function("window.mpdash && window.mpdash.store.connected")
+    page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
     return context, page, watch
 
 
