@@ -37,6 +37,7 @@ class Dashboard:
                                on_over_memory=lambda run_id, why: self.engine.request_stop(run_id, why),
                                hz=hz)
         self.engine = Engine(self.hub, on_birth=self.sampler.poke, on_death=self.sampler.on_death,
+                             on_finish=self.sampler.flush,
                              cgroups=cgroups)
         self.sampler.start()
         self._closed = False

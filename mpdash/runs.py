@@ -142,12 +142,14 @@ class Engine:
     """Starts, watches and stops runs; owns the supervisor thread."""
 
     def __init__(self, hub: Hub, python: str = sys.executable, on_birth: Callable | None = None,
-                 on_death: Callable | None = None, cgroups: bool = True):
+                 on_death: Callable | None = None, cgroups: bool = True,
+                 on_finish: Callable | None = None):
         self.hub = hub
         self.python = python
         self.on_birth = on_birth or (lambda run, pid: None)
         # Called the instant an exit is seen, before anyone reaps (the sampler's last reading).
         self.on_death = on_death or (lambda run, pid: None)
+        self.on_finish = on_finish or (lambda run: None)   # last chance to add to a live run
         self.server_pid = os.getpid()
         self.subreaper = _set_child_subreaper()
         self._tmp = tempfile.mkdtemp(prefix="mpdash-")
@@ -774,6 +776,10 @@ class Engine:
     def _finish(self, live: _Live) -> None:
         run, hub = live.run, self.hub
         self._drain(live)
+        try:
+            self.on_finish(run)
+        except Exception:
+            log.exception("on_finish of run %s", run.id)
         for conn, _ in list(live.conns.values()):
             self._sel.unregister(conn)
             conn.close()

@@ -147,6 +147,7 @@ class Sampler:
         self._instants: collections.deque = collections.deque(maxlen=max(4, int(hz * 2) + 1))
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._sampling = threading.Lock()   # the sampler thread, or the engine's flush()
         self._thread = threading.Thread(target=self._loop, name="mpdash-sampler", daemon=True)
         self.frames = 0
 
@@ -170,6 +171,14 @@ class Sampler:
         if reading is not None:
             self._deaths.append((run.id, pid, reading, self.backend.now()))
 
+    def flush(self, run) -> None:
+        """Sample now if exit-time readings of ``run`` wait for the next frame. The engine calls
+        this just before a run ends, so a run never gains frames after its end (history and
+        exports would miss them) and its analysis sees its last processes' final readings."""
+        if any(death[0] == run.id for death in list(self._deaths)):
+            with self._sampling:
+                self.sample()
+
     def actual_hz(self) -> float:
         """Frames per second over the last ~2 s (births add frames, a loaded machine drops
         some); 0.0 before two frames or when nothing was sampled for a while."""
@@ -189,7 +198,8 @@ class Sampler:
             if poked:
                 time.sleep(0.005)   # let the rest of a burst of births arrive: one frame for all
             try:
-                self.sample()
+                with self._sampling:
+                    self.sample()
             except Exception:
                 log.exception("sample")
             next_tick = max(next_tick + period, time.monotonic() + (period / 2 if poked else 0))
