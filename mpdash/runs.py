@@ -608,7 +608,9 @@ class Engine:
             self.hub.publish_proc(live.run, proc, "exit")
 
     @staticmethod
-    def _end_kind(live: _Live, pid: int, code: int | None) -> str:
+    def _end_kind(live: _Live, pid: int, code: int | None) -> str | None:
+        """How a process ended; None while its code is unknown (a grandchild its parent has
+        not reaped yet): nobody killed it, so "killed" would be a lie, and "crash" a guess."""
         run = live.run
         if code == 0:
             return "exit"
@@ -616,7 +618,7 @@ class Engine:
             return "killed"
         if pid in run.terminated and (code is None or code < 0):
             return "terminated"
-        return "crash" if code is not None else "killed"
+        return "crash" if code is not None else None
 
     # -- stopping ----------------------------------------------------------------------------
     def _request_stop(self, run_id: str, reason: str, want_future: bool, at_once: bool = False):

@@ -51,12 +51,19 @@ def test_unlocked_increments_lose_updates_locked_do_not(dashboard):
 @pytest.mark.parametrize("crash,code", [("exception", 1), ("exit", 3), ("abort", -6),
                                         ("segfault", -11)])
 def test_crash_exit_codes_and_survivors(dashboard, crash, code):
+    exits = []
+    dashboard.hub.subscribe(lambda name, m: exits.append(m) if name == "proc"
+                            and m["kind"] == "exit" else None)
     data = run_lesson(dashboard, "crash-isolation", {"crash": crash, "seconds": 0.2})
     found = findings(data)
     assert found["crashed_exitcode"] == code
     assert found["survivors_ok"] is True
     crashed = [p for p in data["processes"] if p["exitcode"] == code and p["role"] == "worker"]
     assert len(crashed) == 1 and crashed[0]["end"] == "crash"
+    # A signal's code arrives after the exit (from the parent's reaping): meanwhile the exit
+    # is announced with end null, never as "killed" (which means Stop or a limit).
+    said = [m["end"] for m in exits if m["pid"] == crashed[0]["pid"]]
+    assert said[-1] == "crash" and set(said) <= {None, "crash"}, said
 
 
 def test_daemon_is_terminated_nondaemon_completes(dashboard):
