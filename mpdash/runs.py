@@ -714,8 +714,10 @@ class Engine:
         """Zombies re-parented to us (the subreaper) that no run tracked: a fork bomb's
         children killed with their group, orphans that died between two scans. Their process
         group says they were ours; a zombie nobody reaps would stay until the server exits."""
-        mains = {live.popen.pid for live in self._live.values()}
-        for pid in _children_of(self.server_pid) - mains:
+        # Not a process a live run still tracks: its pidfd handler reaps it and records its code
+        # (an orphan that dies just before a timer round would otherwise lose its exit code).
+        tracked = {pid for live in self._live.values() for pid in (live.popen.pid, *live.pidfds)}
+        for pid in _children_of(self.server_pid) - tracked:
             stat = _read_proc_stat(pid)
             if stat is not None and stat[0] == "Z" and stat[2] in self._groups:
                 try:

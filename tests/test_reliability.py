@@ -120,6 +120,26 @@ def test_orphans_are_seen_marked_and_end_with_their_run(make_dash, setsid):
     assert not alive(orphan) and run.processes[orphan]["ended_at"] is not None
 
 
+def test_an_orphan_that_dies_between_scans_keeps_its_exit_code(dashboard, tmp_path):
+    # The orphan is the server's child: the server reaps it, and must do so where the exit
+    # code is recorded (its pidfd), not as a stray zombie whose code nobody keeps.
+    script = tmp_path / "short_orphan.py"
+    script.write_text(
+        "import os, subprocess, time\n"
+        "if os.fork() == 0:\n"
+        "    p = subprocess.Popen(['sh', '-c', 'sleep 0.1; exit 7'])\n"
+        "    print('orphan', p.pid, flush=True)\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        "time.sleep(1.5)\n")
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=15)
+    orphan = next(int(l["text"].split()[1]) for l in run.output if l["text"].startswith("orphan"))
+    assert run.state == "finished", run.error
+    proc = run.processes[orphan]
+    assert (proc["exitcode"], proc["end"], proc["orphan"]) == (7, "crash", True), proc
+
+
 def test_crashing_main_takes_its_workers_along(make_dash):
     dash = make_dash()
     run = dash.engine.start_command(program("crash_main.py", "fork"))
