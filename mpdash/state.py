@@ -254,7 +254,9 @@ class Hub:
             frame["seq"] = self.next_seq()
             for run_id, idx in per_run.items():
                 run = self.runs.get(run_id)
-                if run is None:
+                # A sample that read a run's pids just before it ended can arrive after the end:
+                # an ended run keeps the frames it ended with (history and exports are final).
+                if run is None or not run.live:
                     continue
                 own = {"seq": frame["seq"], "t": frame["t"], "cores": frame["cores"]}
                 for key in ("pid", "cpu", "rss", "core", "threads"):

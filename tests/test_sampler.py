@@ -161,6 +161,21 @@ def test_frames_are_kept_but_pushed_only_while_someone_watches():
 
 
 @linux
+def test_an_ended_run_gains_no_frames():
+    """A sample that read the run's pids just before the run ended must not add to it."""
+    hub, run = _hub_with_run()
+    sampler = Sampler(hub, live_pids=lambda: {run.id: [os.getpid()]}, hz=10)
+    try:
+        sampler.sample()
+        assert len(run.frames) == 1
+        hub.set_state(run, "finished", ended_at=time.time())
+        assert sampler.sample()["pid"] == [os.getpid()]   # the server-wide frame is taken
+        assert len(run.frames) == 1                       # but the ended run keeps its own
+    finally:
+        sampler.backend.close()
+
+
+@linux
 def test_busy_process_shows_cpu_and_newborn_baseline_is_its_start():
     hub, run = _hub_with_run()
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
