@@ -51,7 +51,9 @@ def init_app(app, socketio: SocketIO) -> None:
             hello = {"seq": dash.hub.seq, "system": {**dash.system(), "role": role},
                      "lessons": [l["id"] for l in dash.lessons()],
                      "runs": dash.hub.summaries(limit=200)}
-        emit("hello", hello)
+            # Queued under the lock every broadcast takes: no message newer than hello.seq
+            # can reach this client ahead of its hello.
+            emit("hello", hello)
 
     @socketio.on("disconnect")
     def on_disconnect(*_):

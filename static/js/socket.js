@@ -5,6 +5,10 @@ import { store, applyLive, applySummary, loadRun, invalidate, selectRun, runList
 
 let socket = null;
 let everConnected = false;
+// The last seq applied before the connection dropped: the catch-up asks for what came after it.
+// Not store.seq at `hello`: broadcasts can reach a reconnected client before its hello, and
+// their seq would skip what happened while it was away.
+let seqAtDisconnect = 0;
 
 const STREAM = ["run", "run_deleted", "proc", "metrics", "output", "event"];
 
@@ -17,6 +21,10 @@ export function connect({ onHello } = {}) {
   });
   socket.on("disconnect", () => {
     store.connected = false;
+    seqAtDisconnect = store.seq;
+    // Until its catch-up fetch, a shown run queues what arrives (see applyLive): applied now,
+    // a message would hide the older ones the fetch brings (they are deduplicated by seq).
+    for (const rec of store.runs.values()) if (rec.full) rec.stale = true;
     document.getElementById("banner").hidden = false;
     invalidate();
   });
@@ -26,7 +34,7 @@ export function connect({ onHello } = {}) {
   socket.on("hello", (hello) => {
     const returning = everConnected;
     everConnected = true;
-    const lastSeq = store.seq;
+    const lastSeq = returning ? seqAtDisconnect : store.seq;
     store.system = hello.system;
     store.role = hello.system?.role || store.role;
     const known = new Set(hello.runs.map((r) => r.id));

@@ -73,7 +73,7 @@ function newRecord(id) {
     id, lesson: null, title: "", params: {}, kind: "lesson", command: null, state: "starting",
     started_at: null, ended_at: null, result: null, findings: [], error: null, seq: 0,
     process_count: 0, time_limit: null,
-    full: false, loading: false, pending: [],
+    full: false, loading: false, stale: false, pending: [],
     procs: new Map(), nextColour: 0,
     output: [], events: [], frames: [], marks: [], output_dropped: 0,
     lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0, version: 0,
@@ -193,14 +193,14 @@ export function applyLive(name, m) {
     while (store.machineFrames.length && store.machineFrames[0].t < m.t - LIVE_WINDOW_S) store.machineFrames.shift();
     for (const rec of store.runs.values()) {
       if (!isLive(rec)) continue;
-      if (rec.loading) rec.pending.push([name, m]);
+      if (rec.loading || (rec.full && rec.stale)) rec.pending.push([name, m]);
       else if (rec.full) pushFrame(rec, ownFrame(rec, m));
     }
     return;
   }
   const rec = store.runs.get(m.run);
   if (!rec) return;
-  if (rec.loading) {
+  if (rec.loading || (rec.full && rec.stale)) {
     rec.pending.push([name, m]);
     return;
   }
@@ -237,8 +237,9 @@ export function mergeFetched(rec, data) {
 export async function loadRun(id, since = 0) {
   const rec = ensureRun(id);
   if (rec.loading) return rec;
-  if (rec.full && !since) return rec;
+  if (rec.full && !since && !rec.stale) return rec;
   rec.loading = true;
+  // Whatever was queued reached us before this request left: the answer includes it.
   rec.pending = [];
   try {
     const res = await fetch(`/api/runs/${encodeURIComponent(id)}${since ? `?since=${since}` : ""}`);
@@ -251,6 +252,7 @@ export async function loadRun(id, since = 0) {
     rec.full = true;
   } finally {
     rec.loading = false;
+    rec.stale = false;
     const pending = rec.pending;
     rec.pending = [];
     if (rec.full) for (const [name, m] of pending) applyDetail(rec, name, m);
@@ -266,7 +268,7 @@ function trimFullRuns() {
   const keep = new Set([store.selectedRun, store.compareWith]);
   const full = runList().filter((r) => r.full && !isLive(r) && !keep.has(r.id));
   for (const rec of full.slice(MAX_FULL_RUNS)) {
-    Object.assign(rec, { full: false, procs: new Map(), nextColour: 0, output: [], events: [], frames: [],
+    Object.assign(rec, { full: false, stale: false, procs: new Map(), nextColour: 0, output: [], events: [], frames: [],
       marks: [], lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0 });
   }
 }

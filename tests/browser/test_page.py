@@ -343,6 +343,30 @@ def test_reconnect_catches_up_without_gap_or_duplicate(page, live_server):
     assert set(frames) <= {f["seq"] for f in server["metrics"]}
 
 
+def test_reconnect_catches_up_when_a_broadcast_beats_hello(page, live_server):
+    # After a reconnect the server may deliver a broadcast before the client's hello. The
+    # page must still ask for everything after the last message it had before the drop.
+    pick(page, "process-target")
+    set_param(page, "delay", 0.1)
+    set_param(page, "count", 15)
+    page.click('[data-testid="run"]')
+    page.wait_for_selector('[data-testid="output"] .line')
+    run_id = page.get_attribute('[data-testid="run-item"]', "data-run-id")
+    page.evaluate("() => { const s = window.mpdash.socket; s.io.reconnection(false); s.io.engine.close(); }")
+    page.wait_for_selector('[data-testid="disconnected"]', state="visible", timeout=5_000)
+    time.sleep(0.5)   # lines printed meanwhile reach the page only through the catch-up
+    newest = requests.get(f"{live_server}/api/runs/{run_id}", timeout=5).json()["output"][-1]
+    page.evaluate("""line => { const s = window.mpdash.socket;
+        s.listeners("output").forEach(f => f(line));    // a broadcast ahead of hello
+        s.io.reconnection(true); s.connect(); }""", newest)
+    page.wait_for_selector('[data-testid="disconnected"]', state="hidden", timeout=15_000)
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 3)
+    server = requests.get(f"{live_server}/api/runs/{run_id}", timeout=5).json()
+    shown = page.evaluate("id => window.mpdash.store.runs.get(id).output.map(l => l.seq)", run_id)
+    assert shown == [l["seq"] for l in server["output"]]
+
+
 def _page_with_system(browser, base, **overrides):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
 
