@@ -80,8 +80,16 @@ def test_limit_is_429(client, dashboard):
 
 @pytest.mark.parametrize("path", ["/api/runs/nope", "/api/runs/..%2F..%2Fetc", "/api/runs/" + "x" * 40])
 def test_unknown_run_is_404(client, path):
-    assert client.get(path).status_code == 404
-    assert client.post(path + "/stop").status_code == 404
+    for answer in (client.get(path), client.post(path + "/stop"), client.delete(path),
+                   client.get(path + "/metrics.csv"), client.get(path + "/trace.json")):
+        assert answer.status_code == 404 and "error" in answer.get_json(), answer
+
+
+def test_errors_under_api_are_json_even_without_a_matching_route(client):
+    # Routing fails before any blueprint is chosen: the answer must still be JSON.
+    for answer, status in ((client.get("/api/nothing"), 404), (client.get("/api/runs/a/b/c"), 404),
+                           (client.put("/api/runs"), 405)):
+        assert answer.status_code == status and "error" in answer.get_json(silent=True), answer
 
 
 def test_since_filters(client):

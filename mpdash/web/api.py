@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from mpdash import export
 from mpdash.lessons import ParamError
@@ -24,23 +24,27 @@ def _error(status: int, message: str):
 
 
 def _run_or_404(run_id: str):
+    """The run, or the request ends here with a JSON 404."""
     run = _dash().hub.get(run_id) if RUN_ID.fullmatch(run_id) else None
+    if run is None:
+        answer = jsonify({"error": f"no run {run_id[:40]!r}"})
+        answer.status_code = 404
+        abort(answer)
     return run
 
 
-@bp.errorhandler(404)
-def not_found(_):
-    return _error(404, "not found")
+# App-wide, not per blueprint: a URL no route matches (``/api/runs/a/b``, ``PUT /api/runs``)
+# fails before any blueprint is chosen, and its answer must be JSON under /api/ too.
+_MESSAGES = {404: "not found", 405: "method not allowed", 413: "request body too large"}
 
 
-@bp.errorhandler(405)
-def not_allowed(_):
-    return _error(405, "method not allowed")
-
-
-@bp.errorhandler(413)
-def too_large(_):
-    return _error(413, "request body too large")
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+@bp.app_errorhandler(413)
+def http_error(exc):
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return exc   # the page's own routes keep Werkzeug's answer
+    return _error(exc.code, _MESSAGES[exc.code])
 
 
 @bp.get("/lessons")
@@ -96,8 +100,6 @@ def list_runs():
 @bp.get("/runs/<run_id>")
 def get_run(run_id):
     run = _run_or_404(run_id)
-    if run is None:
-        return _error(404, f"no run {run_id[:40]!r}")
     try:
         since = int(request.args.get("since", 0))
     except ValueError:
@@ -109,8 +111,6 @@ def get_run(run_id):
 @bp.post("/runs/<run_id>/stop")
 def stop_run(run_id):
     run = _run_or_404(run_id)
-    if run is None:
-        return _error(404, f"no run {run_id[:40]!r}")
     _dash().engine.stop(run.id)
     with _dash().hub.lock:
         return jsonify(run.to_json())
@@ -119,8 +119,6 @@ def stop_run(run_id):
 @bp.get("/runs/<run_id>/metrics.csv")
 def run_metrics_csv(run_id):
     run = _run_or_404(run_id)
-    if run is None:
-        return _error(404, f"no run {run_id[:40]!r}")
     with _dash().hub.lock:
         data = run.to_json()
     return Response(export.metrics_csv(data), mimetype="text/csv", headers={
@@ -130,8 +128,6 @@ def run_metrics_csv(run_id):
 @bp.get("/runs/<run_id>/trace.json")
 def run_trace(run_id):
     run = _run_or_404(run_id)
-    if run is None:
-        return _error(404, f"no run {run_id[:40]!r}")
     with _dash().hub.lock:
         data = run.to_json()
     body = json.dumps(export.chrome_trace(data), separators=(",", ":"), default=repr)
@@ -142,8 +138,6 @@ def run_trace(run_id):
 @bp.delete("/runs/<run_id>")
 def delete_run(run_id):
     run = _run_or_404(run_id)
-    if run is None:
-        return _error(404, f"no run {run_id[:40]!r}")
     if run.live:
         return _error(409, "the run is still live: stop it first")
     _dash().hub.remove(run.id)   # the store, if any, hears run_deleted and deletes it too
