@@ -239,9 +239,12 @@ class Hub:
 
     def add_event(self, run: Run, event: dict) -> dict:
         with self.lock:
-            event = {"seq": self.next_seq(), "run": run.id, "t": time.time(), "pid": None,
+            event = {"seq": 0, "run": run.id, "t": time.time(), "pid": None,
                      "kind": "", "channel": None, "msg": None, "size": None, "detail": None,
                      **event}
+            # Set last: extra fields come from the run's processes (ctx.event(seq=...) is
+            # legal there) and must not override the server's numbering or the run's id.
+            event["seq"], event["run"] = self.next_seq(), run.id
             run.seq = event["seq"]
             run.events.append(event)
             self.publish("event", event)

@@ -189,3 +189,17 @@ def test_pool_runs_back_to_back_all_finish(dashboard):
         for run in runs:
             dashboard.engine.wait(run.id, timeout=20)
             assert run.state == "finished", (run.state, run.error)
+
+
+def test_a_runs_own_event_fields_cannot_override_seq_or_run(dashboard, tmp_path):
+    # ctx.event(kind, **fields) passes extra fields through; "seq" and "run" are the server's.
+    import sys
+    script = tmp_path / "event.py"
+    script.write_text("from mpdash import probe\n"
+                      "probe.send({'k': 'event', 'kind': 'custom', 'seq': 1, 'run': 'other'})\n")
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=10)
+    event = next(e for e in run.events if e["kind"] == "custom")
+    assert event["run"] == run.id and event["seq"] > 1
+    seqs = [e["seq"] for e in run.events]
+    assert seqs == sorted(set(seqs))
