@@ -27,6 +27,8 @@ import os
 import re
 import signal
 
+from mpdash.watchdog import rmtree_cgroup   # the watchdog's own: it must import no mpdash
+
 __all__ = ["Cgroups", "RunCgroup", "ENV_DISABLE"]
 
 log = logging.getLogger(__name__)
@@ -245,7 +247,7 @@ class Cgroups:
     def _remove_parents(self) -> None:
         for parent in (self.v2_parent, self.pids_parent):
             if parent and os.path.isdir(parent):
-                _rmtree(parent)
+                rmtree_cgroup(parent)
 
     @staticmethod
     def wrap(cg: RunCgroup | None, argv: list[str]) -> list[str]:
@@ -266,20 +268,6 @@ def _kill_tree(path: str) -> None:
         pass
 
 
-def _rmtree(path: str) -> None:
-    """rmdir a cgroup and its children, deepest first (cgroups hold no files to delete)."""
-    for root, dirs, _ in os.walk(path, topdown=False):
-        for d in dirs:
-            try:
-                os.rmdir(os.path.join(root, d))
-            except OSError:
-                pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
 def _sweep_stale(mount: str) -> None:
     """Parents left behind by a server that was SIGKILLed: empty them and remove them."""
     try:
@@ -294,4 +282,4 @@ def _sweep_stale(mount: str) -> None:
             for root, dirs, _ in os.walk(path):
                 for d in dirs:
                     _kill_tree(os.path.join(root, d))
-            _rmtree(path)
+            rmtree_cgroup(path)

@@ -60,6 +60,20 @@ def sweep(marker: bytes, cgroups: list[str], budget: float = 2.0) -> int:
     return len(hit)
 
 
+def rmtree_cgroup(path: str) -> None:
+    """rmdir a cgroup and its children, deepest first (cgroups hold no files to delete)."""
+    for root, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            try:
+                os.rmdir(os.path.join(root, d))
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def main(argv: list[str]) -> int:
     # Ctrl-C in a terminal goes to the whole foreground group: the watchdog must outlive it.
     for sig in (signal.SIGINT, signal.SIGHUP):
@@ -72,17 +86,8 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     sweep(marker, cgroups)
-    for path in cgroups:   # empty now: remove them, deepest first (they hold no real files)
-        for root, dirs, _ in os.walk(path, topdown=False):
-            for d in dirs:
-                try:
-                    os.rmdir(os.path.join(root, d))
-                except OSError:
-                    pass
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
+    for path in cgroups:   # empty now
+        rmtree_cgroup(path)
     return 0
 
 
