@@ -35,3 +35,17 @@ def assert_none_left(server_pid: int, within: float = 2.0) -> None:
         time.sleep(0.02)
         left = run_processes(server_pid)
     assert not left, f"processes outlived their run: {left}"
+
+
+def zombie_children(parent: int, group: int | None = None) -> list[int]:
+    """Zombies whose parent is ``parent`` (in process group ``group``, if given)."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == parent and group in (None, int(fields[2])):
+            found.append(int(name))
+    return found

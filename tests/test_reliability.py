@@ -16,7 +16,7 @@ import pytest
 from mpdash.dashboard import Dashboard
 from mpdash.runs import BOOT_DIR, PROJECT_ROOT, LimitError
 from mpdash.state import Limits
-from tests.leaks import assert_none_left, run_processes
+from tests.leaks import assert_none_left, run_processes, zombie_children
 
 PROGRAMS = os.path.join(os.path.dirname(__file__), "programs")
 
@@ -272,26 +272,12 @@ def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_
         os.kill(pid, signal.SIGKILL)
     # They were re-parented to this process (a subreaper since the first Dashboard): reap.
     time.sleep(0.05)
-    for pid in _zombie_children(group=racer.pid):
+    for pid in zombie_children(os.getpid(), group=racer.pid):
         os.waitpid(pid, 0)
     assert left, f"children outlived their main: {survivors}"
 
 
 # ------------------------------------------------------------------ no leaks in the server
-
-def _zombie_children(group=None):
-    me = os.getpid()
-    found = []
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] == "Z" and int(fields[1]) == me and group in (None, int(fields[2])):
-            found.append(int(name))
-    return found
-
 
 def test_fifty_runs_leak_no_fd_thread_or_zombie():
     with Dashboard() as dash:
@@ -304,13 +290,13 @@ def test_fifty_runs_leak_no_fd_thread_or_zombie():
             one(i)
         fds = len(os.listdir("/proc/self/fd"))
         threads = threading.active_count()
-        zombies = set(_zombie_children())
+        zombies = set(zombie_children(os.getpid()))
         for i in range(50):
             one(i)
         assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds, timeout=3), \
             (fds, sorted(os.listdir("/proc/self/fd")))
         assert threading.active_count() <= threads
-        assert set(_zombie_children()) - zombies == set()
+        assert set(zombie_children(os.getpid())) - zombies == set()
     assert_none_left(os.getpid())
 
 

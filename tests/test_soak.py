@@ -8,7 +8,7 @@ import pytest
 import requests
 import socketio
 
-from tests.leaks import run_processes
+from tests.leaks import run_processes, zombie_children
 from tests.test_reliability import server_factory, wait_for  # noqa: F401 (fixture)
 
 RUNS = int(os.environ.get("MPDASH_SOAK_RUNS", "300"))
@@ -17,16 +17,8 @@ RUNS = int(os.environ.get("MPDASH_SOAK_RUNS", "300"))
 def server_figures(pid):
     with open(f"/proc/{pid}/status") as f:
         status = dict(line.split(":", 1) for line in f)
-    zombies = 0
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        zombies += fields[0] == "Z" and int(fields[1]) == pid
     return {"fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": int(status["Threads"]),
-            "rss_kib": int(status["VmRSS"].split()[0]), "zombies": zombies}
+            "rss_kib": int(status["VmRSS"].split()[0]), "zombies": len(zombie_children(pid))}
 
 
 @pytest.mark.soak
