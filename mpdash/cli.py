@@ -78,10 +78,14 @@ def cmd_run(args) -> int:
     with Dashboard() as dash:
         if not args.json:
             dash.hub.subscribe(_printer(dash))
+        run = None
         try:
             run = dash.engine.start_lesson(lesson.id, params)
             dash.engine.wait(run.id)
         except KeyboardInterrupt:
+            if run is None:   # before the start answered: closing the dashboard ends it
+                print("interrupted", file=sys.stderr)
+                return EXIT_RUN_FAILED
             dash.engine.stop(run.id, reason="interrupted (Ctrl-C)")
         with dash.hub.lock:
             data = run.to_json()
