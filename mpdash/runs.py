@@ -751,8 +751,11 @@ class Engine:
         """After the main's exit: let the rest end on its own briefly, then kill it, then end."""
         run = live.run
         waited = now - live.main_exited_at
-        if live.cgroup is not None and waited >= LEFTOVER_GRACE:
-            self._adopt(set())   # the cgroup knows of stragglers no scan has seen yet
+        if not run.live_pids() or (live.cgroup is not None and waited >= LEFTOVER_GRACE):
+            # Before deciding that nothing is left: a child nobody reported (subprocess,
+            # os.fork) that no scan has seen yet is the server's orphan now (its subreaper) or
+            # in the run's cgroup. Adopted, it is ended with the run instead of outliving it.
+            self._adopt(_children_of(self.server_pid))
         if run.live_pids():
             if waited < LEFTOVER_GRACE:
                 return

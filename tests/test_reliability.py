@@ -105,6 +105,23 @@ def test_finished_run_kills_its_leftovers(make_dash):
     assert not alive(orphan)
 
 
+def test_an_unreported_child_started_just_before_the_main_returns_ends_with_the_run(
+        make_dash, tmp_path):
+    # No scan has seen it yet and it does not hold the run's stdout: nothing but the final
+    # adoption ties it to the run.
+    script = tmp_path / "last_child.py"
+    script.write_text("import subprocess\n"
+                      "p = subprocess.Popen(['sleep', '30'], stdout=subprocess.DEVNULL,\n"
+                      "                     stderr=subprocess.DEVNULL)\n"
+                      "print('child', p.pid, flush=True)\n")
+    dash = make_dash()
+    run = dash.engine.start_command([sys.executable, str(script)])
+    dash.engine.wait(run.id, timeout=10)
+    child = next(int(l["text"].split()[1]) for l in run.output if l["text"].startswith("child"))
+    assert run.state == "finished" and child in run.processes
+    assert gone_within([child], 0.5) is not None, "the child outlived its run"
+
+
 @pytest.mark.parametrize("setsid", [False, True], ids=["orphan", "setsid-orphan"])
 def test_orphans_are_seen_marked_and_end_with_their_run(make_dash, setsid):
     dash = make_dash()
