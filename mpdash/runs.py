@@ -179,7 +179,7 @@ class Engine:
         argv = [self.python, "-m", "mpdash.harness", lesson.module, json.dumps(values)]
         run = Run(id=new_run_id(), lesson=lesson.id, title=lesson.title, params=values,
                   time_limit=self.hub.limits.run_seconds)
-        return self._call(self._launch, run, argv, lesson.analyze, None, None).result(timeout=10)
+        return self._launched(self._call(self._launch, run, argv, lesson.analyze, None, None))
 
     def start_command(self, argv: list[str], title: str | None = None,
                       timeout: float | None = None, echo: Callable | None = None,
@@ -189,7 +189,15 @@ class Engine:
             raise lessons.ParamError("command must be a non-empty list of strings")
         run = Run(id=new_run_id(), lesson="watch", title=title or " ".join(argv)[:120],
                   params={}, kind="watch", command=list(argv), time_limit=timeout)
-        return self._call(self._launch, run, list(argv), None, echo, (stdin, cwd)).result(timeout=10)
+        return self._launched(self._call(self._launch, run, list(argv), None, echo, (stdin, cwd)))
+
+    @staticmethod
+    def _launched(fut: concurrent.futures.Future) -> Run:
+        try:
+            return fut.result(timeout=10)
+        except concurrent.futures.TimeoutError:
+            # The launch may still happen; the caller is told to retry rather than shown a 500.
+            raise LimitError("the engine is too busy to start a run now: try again") from None
 
     def stop(self, run_id: str, reason: str = "stopped by the user", wait: float = 3.0) -> Run | None:
         """Stop a run and return it once every one of its processes is gone."""
