@@ -196,8 +196,9 @@ class Engine:
         try:
             return fut.result(timeout=10)
         except concurrent.futures.TimeoutError:
-            # The launch may still happen; the caller is told to retry rather than shown a 500.
-            raise LimitError("the engine is too busy to start a run now: try again") from None
+            if fut.cancel():   # never began: nothing starts, and the caller hears why
+                raise LimitError("the engine is too busy to start a run now: try again") from None
+            return fut.result()   # already launching: it answers in moments
 
     def stop(self, run_id: str, reason: str = "stopped by the user", wait: float = 3.0) -> Run | None:
         """Stop a run and return it once every one of its processes is gone."""
@@ -295,6 +296,8 @@ class Engine:
 
     @staticmethod
     def _run_request(fn, args, fut) -> None:
+        if not fut.set_running_or_notify_cancel():
+            return   # the caller gave up waiting and cancelled it: do nothing
         try:
             fut.set_result(fn(*args))
         except BaseException as exc:
