@@ -52,6 +52,9 @@ def free_port(host: str) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Werkzeug's access log (it sets itself to INFO) would scroll the URLs printed below out of
+    # sight, print every ?token= on a projected terminal, and add development-server warnings.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if args.port and not port_free(args.host, args.port):
         print(f"error: port {args.port} on {args.host} is already in use; "
               f"choose another with --port", file=sys.stderr, flush=True)
@@ -79,6 +82,8 @@ def main(argv=None) -> int:
     def on_signal(signum, frame):
         raise SystemExit(128 + signum)
 
+    # Started as `make run &` from a script, SIGINT arrives ignored: "Ctrl-C to stop" must hold.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     host = f"[{args.host}]" if ":" in args.host else args.host

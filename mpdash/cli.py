@@ -103,6 +103,10 @@ def cmd_run(args) -> int:
             print(f"result: {json.dumps(data['result'])}")
         for finding in data["findings"]:
             print(f"  - {finding['text']}")
+        if args.trace:
+            print(f"trace written to {args.trace} (open it in https://ui.perfetto.dev)")
+        if args.csv:
+            print(f"metrics written to {args.csv}")
         if data["error"]:
             print(f"error: {data['error']}", file=sys.stderr)
     return EXIT_OK if data["state"] == "finished" else EXIT_RUN_FAILED

@@ -23,6 +23,7 @@ import queue
 import shlex
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -146,6 +147,10 @@ def watch(command: list[str], port: int = 5000, host: str = "127.0.0.1", open_br
         return EXIT_BAD_ARGS
     try:
         try:
+            # Werkzeug's make_server answers a busy port with its own text and sys.exit(1):
+            # find out first, so the message names --port and the status is 2, as documented.
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.bind((host, port))
             server = make_server(host, port, create_app(dash), threaded=True)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:

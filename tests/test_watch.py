@@ -357,3 +357,20 @@ def test_terminal_input_is_relayed_to_the_program(tmp_path):
         os.close(master)
     assert code == 0, err
     assert _lines(json.loads(out)) == ["got typed line False"]
+
+
+def test_a_busy_port_is_named_and_nothing_starts(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        marker = tmp_path / "ran"
+        cmd = [sys.executable, "-m", "mpdash", "watch", "--port", str(port), "--exit",
+               "--data", str(tmp_path / "data"), "--",
+               sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+        done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert f"port {port}" in done.stderr and "--port" in done.stderr
+    assert "Werkzeug" not in done.stderr and "Either identify" not in done.stderr
+    assert not marker.exists()

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def who_printed(run, first_line: str) -> list:
     """Which processes printed, and which one printed ``first_line`` first."""
     printers: dict = {}
@@ -20,8 +24,9 @@ def who_printed(run, first_line: str) -> list:
         return f"{proc.get('name') or 'process'} (pid {pid}, {proc.get('role', '?')})"
 
     found = [{"key": "printing_processes", "value": len(printers), "unit": None,
-              "text": f"{len(printers)} process(es) printed: "
-                      + ", ".join(f"{label(pid)} {n} lines" for pid, n in printers.items())
+              "text": f"{_count(len(printers), 'process', 'processes')} printed: "
+                      + ", ".join(f"{label(pid)} {_count(n, 'line')}"
+                                  for pid, n in printers.items())
                       + "."}]
     if first is not None:
         found.append({"key": "first", "value": (run.processes.get(first) or {}).get("name")

@@ -41,13 +41,18 @@ def analyze(run):
                      if p["role"] == "worker" and p["start_method"] is not None)
     counts = [tasks.get(pid, 0) for pid in workers] or list(tasks.values())
     summarised = any(e["kind"] == "traffic" for e in run.events)
-    per = ", ".join(f"{pid}: {tasks.get(pid, 0)} task(s)"
-                    + (f" / {items[pid]} item(s)" if pid in items and not summarised else "")
+    def plural(n, word):
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    # A task is one chunk; it says nothing to a newcomer unless the items inside are counted too.
+    per = ", ".join(f"worker {pid} ran {plural(tasks.get(pid, 0), 'task')}"
+                    + (f" ({plural(items[pid], 'item')})"
+                       if pid in items and not summarised and items[pid] != tasks[pid] else "")
                     for pid in workers)
     idle = sum(1 for c in counts if c == 0)
     return [{"key": "tasks_per_worker", "value": "/".join(str(c) for c in counts), "unit": None,
-             "text": f"{sum(counts)} tasks over {len(counts)} workers ({per})"
-                     + (f"; {idle} worker(s) got none." if idle else ".")}]
+             "text": f"{plural(sum(counts), 'task')} went to {len(counts)} workers: {per}"
+                     + (f"; {plural(idle, 'worker')} got none." if idle else ".")}]
 
 
 LESSON = Lesson(
@@ -58,8 +63,9 @@ LESSON = Lesson(
         "map() cuts the input into chunks (by default about len / (4 × workers) items each), "
         "sends each chunk to an idle worker, and returns the results in input order, whichever "
         "worker finished first; imap_unordered() yields each result as soon as it is ready. "
-        "The message panel shows which worker ran which chunk: big chunks mean fewer messages "
-        "but a worker can be left with the slow end of the list. Leaving the with-block calls "
+        "The timeline draws each chunk on the lane of the worker that ran it: big chunks mean "
+        "fewer messages, but a worker can be left with the slow end of the list. Leaving the "
+        "with-block calls "
         "terminate(): the workers are ended with SIGTERM, which is how a Pool normally ends, "
         "not a crash."
     ),

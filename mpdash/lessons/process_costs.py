@@ -6,6 +6,11 @@ import time
 from multiprocessing import Array, Event, Pipe, Process, Queue, get_context
 
 
+def _size(n: float) -> str:
+    """Bytes the way a person reads them: 14 KiB, 14.5 MiB."""
+    return f"{n / 1024:,.0f} KiB" if n < 1 << 20 else f"{n / (1 << 20):,.1f} MiB"
+
+
 def nothing():
     pass
 
@@ -115,14 +120,15 @@ def main(ctx, repeats=3, megabytes=32, idle_workers=4, start_method="fork"):
             done.wait(), bytes(memoryview(arr).cast("B"))), chunk, count)
 
     for key, value in found.items():
-        print(f"{key}: {value:,.2f}")
+        print(f"{key}: {value:,.0f}" if key.startswith("rss") else f"{key}: {value:,.2f}")
     explain = {
         "start_ms_thread": "A thread started and finished in {:.3f} ms",
         "start_ms_fork": "A fork child started and finished in {:.1f} ms",
         "start_ms_forkserver": "A forkserver child took {:.1f} ms once the server was up (it still imports the target's module)",
         "start_ms_spawn": "A spawn child, a fresh interpreter, took {:.1f} ms",
-        "rss_per_thread_bytes": "An idle thread added {:,.0f} bytes of RSS",
-        "rss_per_process_bytes": "An idle " + start_method + " child had {:,.0f} bytes of RSS",
+        "rss_per_thread_bytes": "An idle thread added {} to the memory (RSS) of its process",
+        "rss_per_process_bytes": "An idle " + start_method + " child showed {} of memory "
+                                 "(RSS, pages shared with its parent included)",
         "pipe_mb_s": "A Pipe moved {:,.0f} MB/s",
         "queue_mb_s": "A Queue moved {:,.0f} MB/s",
         "shared_mb_s": "A shared Array took writes at {:,.0f} MB/s",
@@ -136,7 +142,8 @@ def main(ctx, repeats=3, megabytes=32, idle_workers=4, start_method="fork"):
     for key, value in found.items():
         unit = "ms" if key.startswith("start") else "B" if key.startswith("rss") else "MB/s"
         rounded = round(value, 3) if unit == "ms" else int(value) if unit == "B" else round(value)
-        ctx.finding(key, rounded, explain[key].format(value) + notes.get(key, "") + ".",
+        shown = _size(value) if unit == "B" else value
+        ctx.finding(key, rounded, explain[key].format(shown) + notes.get(key, "") + ".",
                     unit=unit)
     return {k: round(v, 3) for k, v in found.items()}
 

@@ -50,9 +50,12 @@ def main(ctx, workers=os.cpu_count() or 2, work=60_000_000, io_bound=False, seco
     speedup = threads_s / processes_s
     print(f"{workers} threads: {threads_s:.2f} s, {workers} processes: {processes_s:.2f} s")
     ctx.finding("speedup", round(speedup, 2),
-                f"{workers} processes finished in {processes_s:.2f} s, {speedup:.1f}× "
-                f"{'faster than' if speedup >= 1 else 'the speed of'} {workers} threads "
-                f"({threads_s:.2f} s) on {'I/O-bound' if io_bound else 'CPU-bound'} work.",
+                f"{workers} processes finished in {processes_s:.2f} s, "
+                + ("about as fast as" if 0.95 <= speedup < 1.05 else
+                   f"{speedup:.1f}× faster than" if speedup >= 1 else
+                   f"{1 / speedup:.1f}× slower than")
+                + f" {workers} threads ({threads_s:.2f} s) on "
+                f"{'I/O-bound (waiting)' if io_bound else 'CPU-bound (pure computing)'} work.",
                 unit="×")
     ctx.finding("rss_per_thread_bytes", per_thread,
                 f"Each thread added {per_thread / 1024:.0f} KiB to the main process's RSS "
@@ -100,7 +103,8 @@ LESSON = Lesson(
         "Switch on io_bound and the work becomes waiting (sleep releases the GIL): threads then "
         "do as well as processes and cost far less memory, which the findings measure too."
     ),
-    predict="With 2 threads on 2 cores, how much faster than 1 thread? And with 2 processes?",
+    predict="2 threads, then 2 processes, do the same pure-Python work on 2 cores. How many "
+            "cores does each use, and which finishes first?",
     main=main,
     analyze=analyze,
     params=(

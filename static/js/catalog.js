@@ -110,9 +110,13 @@ function field(lesson, p) {
       class: "num", "aria-describedby": `${id}-help`,
     });
     input.value = String(value);
+    // As wide as its largest allowed value, so 60000000 is not cut and 4 wastes no room.
+    const digits = Math.max(2, String(p.max ?? "").length, String(p.default).length, String(value).length);
+    input.style.width = `calc(${digits}ch + 1.9rem)`;
   }
   const range = p.min !== null && p.max !== null && p.type !== "choice" && p.type !== "bool" ? ` ${p.min}–${p.max}` : "";
-  return el("div", { class: `field field-${p.type}`, dataset: { param: p.name } },
+  // The help was only for screen readers; a tooltip tells everyone what the name means.
+  return el("div", { class: `field field-${p.type}`, dataset: { param: p.name }, title: `${p.help}${range ? ` (${range.trim()})` : ""}` },
     el("label", { for: id }, p.name, p.unit ? el("span", { class: "unit" }, ` (${p.unit})`) : null),
     input,
     el("span", { id: `${id}-help`, class: "sr-only" }, `${p.help}.${range ? ` Allowed:${range}.` : ""}`));

@@ -51,12 +51,16 @@ function renderAnswer(view) {
   if (view.replaying) {
     result.textContent = "";
     result.dataset.pending = "replay";
+    result.removeAttribute("data-none");
   } else if (rec.state === "starting" || rec.state === "running") {
     result.textContent = "";
     result.dataset.pending = "running";
+    result.removeAttribute("data-none");
   } else {
     result.textContent = pyJson(rec.result);
     delete result.dataset.pending;
+    // A bare "null" reads like a failure to someone who has not met JSON.
+    result.toggleAttribute("data-none", rec.result === null || rec.result === undefined);
   }
   const findings = view.findings || [];
   $("findings").replaceChildren(...findings.map((f) => el("li", { "data-testid": `finding-${f.key}`, "data-value": typeof f.value === "object" ? JSON.stringify(f.value) : String(f.value) }, f.text)));

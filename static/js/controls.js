@@ -125,6 +125,8 @@ export function init() {
 export function render(view) {
   const presenter = store.role === "presenter";
   $("controls").hidden = !presenter;
+  // A viewer cannot start a run, so fields it could edit would only mislead.
+  for (const field of $("params").elements) if (field.disabled === presenter) field.disabled = !presenter;
   const rec = view?.rec;
   const live = isLive(rec);
   $("run-btn").disabled = busy || store.selectedLesson === SUMMARY_ID || !store.connected;

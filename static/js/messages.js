@@ -30,7 +30,11 @@ export function summarise(events) {
     if (!channels.has(name)) channels.set(name, { name, type, sends: 0, recvs: 0, bytes: 0, depth: 0, ts: [], ds: [] });
     return channels.get(name);
   };
-  for (const e of events) {
+  // Each process reports over its own connection, so a recv can arrive (by seq) before the send
+  // it answers: read them in the order they happened.
+  const ordered = [...events].sort((a, b) => a.t - b.t);
+  const early = new Map();        // recvs seen before their send, by "channel|msg"
+  for (const e of ordered) {
     if (e.kind in SEND) {
       const c = ch(e.channel, e.kind === "queue_put" ? "queue" : "pipe");
       c.sends += 1;
@@ -38,8 +42,19 @@ export function summarise(events) {
       c.depth += 1;
       c.ts.push(e.t);
       c.ds.push(c.depth);
+      const key = `${e.channel}|${e.msg}`;
+      const hasId = e.msg !== null && e.msg !== undefined;
       const pair = { send: e, recv: null, t: e.t };
-      if (e.msg !== null && e.msg !== undefined) sent.set(`${e.channel}|${e.msg}`, pair);
+      if (hasId && early.has(key)) {
+        // Its recv came first: pair them and undo the depth that recv could not take off.
+        const r = early.get(key);
+        early.delete(key);
+        pairs.splice(pairs.indexOf(r.pair), 1);
+        pair.recv = r.pair.recv;
+        pair.t = r.pair.t;
+        c.depth = Math.max(0, c.depth - 1);
+        c.ds[c.ds.length - 1] = c.depth;
+      } else if (hasId) sent.set(key, pair);
       pairs.push(pair);
     } else if (e.kind in RECV) {
       const c = ch(e.channel, e.kind === "queue_get" ? "queue" : "pipe");
@@ -47,11 +62,16 @@ export function summarise(events) {
       c.depth = Math.max(0, c.depth - 1);
       c.ts.push(e.t);
       c.ds.push(c.depth);
-      const pair = sent.get(`${e.channel}|${e.msg}`);
+      const key = `${e.channel}|${e.msg}`;
+      const pair = sent.get(key);
       if (pair && !pair.recv) {
         pair.recv = e;
         pair.t = e.t;
-      } else pairs.push({ send: null, recv: e, t: e.t });
+      } else {
+        const lone = { send: null, recv: e, t: e.t };
+        if (e.msg !== null && e.msg !== undefined) early.set(key, { pair: lone });
+        pairs.push(lone);
+      }
     } else if (e.kind === "traffic") {
       const c = ch(e.channel, String(e.channel || "").toLowerCase().startsWith("pipe") ? "pipe" : "queue");
       c.sends += e.puts || 0;
@@ -142,7 +162,12 @@ export function render(view) {
         el("span", { class: "sub" }, ` ${e.detail || ""}`));
     })));
   }
-  if (!parts.length) parts.push(el("p", { class: "empty" }, "No queue, pipe or shared-memory traffic in this run."));
+  if (!parts.length) {
+    const quiet = view.events.some((e) => e.kind === "mark" && e.detail === "untraced");
+    parts.push(el("p", { class: "empty" }, quiet
+      ? "Nothing recorded: this run timed its processes without tracing (the shaded part of the timeline), so its traffic is not shown."
+      : "No queue, pipe or shared-memory traffic in this run."));
+  }
   box.replaceChildren(...parts);
   if (queues.length) {
     const xs = [...new Set(queues.flatMap((q) => q.ts))].sort((a, b) => a - b);

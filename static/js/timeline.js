@@ -116,16 +116,33 @@ export function render(view) {
       track, endCell);
   });
   const marks = [];
+  // ctx.untraced() brackets a timing-sensitive stretch with the marks "untraced" and "traced":
+  // words about the dashboard, not the lesson, so they become a shaded band with a note.
+  let quietFrom = null;
+  let quiet = false;
+  const band = (a, b) => {
+    const [l, w] = clampSpan(pct(a, view), pct(b, view));
+    if (w > 0) marks.push(el("div", { class: "tl-untraced", "data-testid": "untraced-band", style: { left: `${l}%`, width: `${w}%` } }));
+    quiet = true;
+  };
   for (const e of view.events) {
     if (e.kind !== "mark") continue;
+    if (e.detail === "untraced") { quietFrom = e.t; continue; }
+    if (e.detail === "traced") {
+      if (quietFrom !== null) band(quietFrom, e.t);
+      quietFrom = null;
+      continue;
+    }
     const x = pct(e.t, view);
     if (x < 0 || x > 100) continue;
     marks.push(el("div", { class: "tl-mark", style: { left: `${x}%` }, title: e.detail || "" },
       el("span", {}, String(e.detail ?? e.msg ?? "").slice(0, 40))));
   }
-  box.replaceChildren(
+  if (quietFrom !== null) band(quietFrom, view.t0 + view.xMax);
+  box.replaceChildren(...[
     el("div", { class: `tl-grid${marks.length ? " has-marks" : ""}` },
       el("div", { class: "tl-marks" }, ...marks),
       ...lanes,
-      el("div", { class: "tl-axis" }, el("div", { class: "tl-label" }), el("div", { class: "tl-ticks" }, ...ticks(view)), el("div", {}))));
+      el("div", { class: "tl-axis" }, el("div", { class: "tl-label" }), el("div", { class: "tl-ticks" }, ...ticks(view)), el("div", {}))),
+    quiet ? el("p", { class: "tl-note" }, "Shaded: timed without tracing, so that recording messages would not change the timing; its queue, pipe and shared-memory traffic is not shown.") : null].filter(Boolean));
 }
