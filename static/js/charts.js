@@ -156,7 +156,21 @@ function drawProcs(view, frames, xRange) {
   procMem.update(series, mem, xRange);
 }
 
+// The rate frames really arrive at (a busy machine takes fewer, births add some), measured over
+// the last 2 s of frames rather than the configured --hz.
+function showRate() {
+  const frames = store.machineFrames, node = $("sample-rate");
+  if (!node) return;
+  const last = frames.length ? frames[frames.length - 1].t : 0;
+  const recent = frames.filter((f) => f.t >= last - 2);
+  const live = last && serverNow() - last < 2.5 && recent.length > 2;
+  const hz = live ? (recent.length - 1) / (last - recent[0].t) : 0;
+  node.textContent = live ? `· sampled at ${hz.toFixed(1)} Hz` : "";
+  node.title = `configured: ${store.system?.sample_hz ?? "?"} Hz (--hz)`;
+}
+
 export function render(view) {
+  showRate();
   if (!view) {
     // No run yet: the machine's cores, live, so the page is alive before the first Run.
     const now = serverNow();

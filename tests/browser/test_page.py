@@ -155,6 +155,16 @@ def test_process_lessons_from_the_page(page, lesson, line):
     assert page.inner_text('[data-testid="result"]').strip() == "null"
 
 
+def test_the_page_shows_the_rate_frames_really_arrive_at(page):
+    # Frames flow while a viewer is connected, run or not; the page measures their rate.
+    page.wait_for_function(
+        "() => /sampled at [0-9.]+ Hz/.test(document.querySelector('[data-testid=sample-rate]').textContent)",
+        timeout=10_000)
+    text = page.inner_text('[data-testid="sample-rate"]')
+    hz = float(text.split("sampled at ")[1].split(" Hz")[0])
+    assert 3 <= hz <= 40, text   # configured 10 Hz; a busy CI machine may take fewer
+
+
 def test_charts_draw_and_timeline_shows_exits(page, artifacts):
     pick(page, "pool-map")
     set_param(page, "spin", 0.3)
