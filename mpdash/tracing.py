@@ -34,6 +34,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 from mpdash import probe
 
@@ -213,20 +214,35 @@ def _carry_state(cls) -> None:
 
 
 class _Tagged:
-    """The envelope that pairs a get with its put: (message id, the program's object)."""
+    """The envelope that pairs a get with its put: (message id, the program's object).
+
+    It unpickles as the program's object itself (the id is left aside for the receiver), so a
+    program that reads a traced message some other way (``recv_bytes()`` + ``pickle.loads``)
+    still gets exactly what was sent."""
     __slots__ = ("msg", "obj")
 
     def __init__(self, msg, obj):
         self.msg, self.obj = msg, obj
 
     def __reduce__(self):
-        return _Tagged, (self.msg, self.obj)
+        return _arrive, (self.msg, self.obj)
 
 
-def _untag(obj):
-    if type(obj) is _Tagged:
-        return obj.msg, obj.obj
-    return None, obj
+_arrived = threading.local()
+
+
+def _arrive(msg, obj):
+    # Unpickled after everything inside obj, so the outermost envelope's id is the one kept.
+    _arrived.msg = msg
+    return obj
+
+
+def _receive(load):
+    """(message id or None, object) of one message read by ``load()``."""
+    _arrived.msg = None
+    obj = load()
+    msg, _arrived.msg = getattr(_arrived, "msg", None), None
+    return msg, obj
 
 
 # ---------------------------------------------------------------------------- queues
@@ -268,12 +284,12 @@ def _patch_queues(queues) -> None:
 
     def get(self, block=True, timeout=None):
         _last_size.n = None
-        msg, obj = _untag(original_get(self, block, timeout))
+        msg, obj = _receive(lambda: original_get(self, block, timeout))
         channel = getattr(self, "_mpdash_channel", None)
         if channel is not None and not _paused:
             size = _last_size.n
             if size is not None and msg is not None:
-                size -= _tag_overhead
+                size -= _tag_overhead + len(msg)
             if msg is not None:
                 _send("queue_get", channel, msg, size, probe.short_repr(obj), depth=_depth(self))
             else:   # its put was summarised (or untraced): so is the get
@@ -319,8 +335,8 @@ def _patch_connections(connection, reduction) -> None:
             msg = _new_msg()
             data = dumps(_Tagged(msg, obj))
             self._send_bytes(data)
-            _send("pipe_send", channel, msg, len(data) - _tag_overhead, probe.short_repr(obj),
-                  t=t, end=self._mpdash_end)
+            _send("pipe_send", channel, msg, len(data) - _tag_overhead - len(msg),
+                  probe.short_repr(obj), t=t, end=self._mpdash_end)
         else:
             data = dumps(obj)
             self._send_bytes(data)
@@ -334,11 +350,11 @@ def _patch_connections(connection, reduction) -> None:
         self._check_readable()
         buf = self._recv_bytes().getbuffer()
         size = len(buf)
-        msg, obj = _untag(loads(buf))
+        msg, obj = _receive(lambda: loads(buf))
         if not _paused:
             if msg is not None:
-                _send("pipe_recv", channel, msg, size - _tag_overhead, probe.short_repr(obj),
-                      end=self._mpdash_end)
+                _send("pipe_recv", channel, msg, size - _tag_overhead - len(msg),
+                      probe.short_repr(obj), end=self._mpdash_end)
             else:   # its send was summarised (or untraced): so is the recv
                 _count("pipe_recv", channel, size)
         return obj
@@ -431,6 +447,8 @@ def _patch_shared(sharedctypes) -> None:
                    index=start, value=[_json_value(v) for v in cells[:MAX_VALUES]],
                    count=len(cells))
         else:
+            if isinstance(i, int) and i < 0:   # the event names the cell, as a slice does
+                i += len(self)
             _trace("shared_write", channel, None, None, f"{channel}[{i}] = {new!r}"[:200],
                    index=i, value=_json_value(new))
 
@@ -505,6 +523,9 @@ class _TaskTap:
         return getattr(self._queue, name)
 
 
+_thread_pools = weakref.WeakKeyDictionary()   # a ThreadPool's task queue -> its channel
+
+
 def _patch_pool(pool) -> None:
     original_worker, original_setup = pool.worker, pool.Pool._setup_queues
 
@@ -517,7 +538,7 @@ def _patch_pool(pool) -> None:
         return job, i, _timed(func, channel, f"{channel}/{job}/{i}", job=job, index=i), args, kwds
 
     def worker(inqueue, outqueue, *args, **kwargs):
-        channel = getattr(inqueue, "_mpdash_pool", None) or "Pool"
+        channel = getattr(inqueue, "_mpdash_pool", None) or _thread_pools.get(inqueue, "Pool")
         return original_worker(_TaskTap(inqueue, channel, wrap), outqueue, *args, **kwargs)
 
     # Pickled by reference under spawn: the child must find this very function by name.
@@ -526,12 +547,16 @@ def _patch_pool(pool) -> None:
 
     def _setup_queues(self):
         original_setup(self)
-        try:
-            self._inqueue._mpdash_pool = _name(type(self).__name__)
-        except AttributeError:   # ThreadPool's queue.SimpleQueue takes no attributes
-            pass
+        self._inqueue._mpdash_pool = _name(type(self).__name__)
 
+    def _setup_thread_queues(self):
+        original_thread_setup(self)
+        # queue.SimpleQueue takes no attributes; its workers are threads of this process
+        _thread_pools[self._inqueue] = _name(type(self).__name__)
+
+    original_thread_setup = pool.ThreadPool._setup_queues
     pool.Pool._setup_queues = _setup_queues
+    pool.ThreadPool._setup_queues = _setup_thread_queues
 
 
 def _patch_executor(process) -> None:
@@ -643,8 +668,11 @@ def install() -> bool:
     _pid = os.getpid()
     _window_start = _traffic_since = time.monotonic()
     import pickle
-    _tag_overhead = len(pickle.dumps(_Tagged("0.0", None), protocol=pickle.DEFAULT_PROTOCOL)) \
-        - len(pickle.dumps(None, protocol=pickle.DEFAULT_PROTOCOL))
+    # Measured on an object long enough to be framed (as real messages are; None is not), and
+    # per character of the id, so a size is the program's own pickled bytes.
+    sample = "mpdash"
+    _tag_overhead = len(pickle.dumps(_Tagged("", sample), protocol=pickle.DEFAULT_PROTOCOL)) \
+        - len(pickle.dumps(sample, protocol=pickle.DEFAULT_PROTOCOL))
     from multiprocessing import context, process, reduction
     _apply(_patch_processes, process)
     _apply(_patch_pipe, context)

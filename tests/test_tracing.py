@@ -1,6 +1,7 @@
 """Tracing: events of the right kind, from the right process, paired, cheap, and pausable."""
 from __future__ import annotations
 
+import pickle
 import sys
 import textwrap
 
@@ -148,3 +149,43 @@ def test_paused_is_a_context_manager_that_restores():
             assert tracing.is_paused()
         assert tracing.is_paused()
     assert not tracing.is_paused()
+
+
+def test_program_semantics_and_names_survive_tracing(dashboard, tmp_path):
+    script = tmp_path / "semantics.py"
+    script.write_text(textwrap.dedent("""
+        import pickle
+        import multiprocessing as mp
+        from multiprocessing.pool import ThreadPool
+
+        def sq(x):
+            return x * x
+
+        def child(c):
+            c.send({"a": 1})
+
+        if __name__ == "__main__":
+            a, b = mp.Pipe()
+            p = mp.Process(target=child, args=(b,))
+            p.start()
+            print(pickle.loads(a.recv_bytes()))   # read another way than recv(): same object
+            p.join()
+            for _ in range(2):
+                with ThreadPool(2) as tp:
+                    tp.map(sq, [1, 2])
+            arr = mp.Array("i", 4)
+            arr[-1] = 7
+    """))
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=60)
+    with dashboard.hub.lock:
+        data = run.to_json()
+    assert data["state"] == "finished", data["error"]
+    assert [l["text"] for l in data["output"]] == ["{'a': 1}"]
+    (send,) = events(data, "pipe_send")
+    assert send["size"] == len(pickle.dumps({"a": 1}))   # the program's bytes, not the envelope
+    starts = events(data, "task_start")
+    assert sorted({e["channel"] for e in starts}) == ["ThreadPool-1", "ThreadPool-2"]
+    assert len({e["msg"] for e in starts}) == 4
+    (write,) = events(data, "shared_write")
+    assert write["index"] == 3 and write["value"] == 7
