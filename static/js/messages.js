@@ -73,10 +73,15 @@ export function summarise(events) {
         pairs.push(lone);
       }
     } else if (e.kind === "traffic") {
-      const c = ch(e.channel, String(e.channel || "").toLowerCase().startsWith("pipe") ? "pipe" : "queue");
-      c.sends += e.puts || 0;
-      c.recvs += e.gets || 0;
-      c.bytes += e.bytes || 0;
+      // A summary counts puts/gets (queue) or sends/recvs (pipe), its bytes in `size`; summaries
+      // of shared writes and pool tasks are not channel traffic.
+      const queued = (e.puts || 0) + (e.gets || 0);
+      const piped = (e.sends || 0) + (e.recvs || 0);
+      if (!queued && !piped) continue;
+      const c = ch(e.channel, piped ? "pipe" : "queue");
+      c.sends += (e.puts || 0) + (e.sends || 0);
+      c.recvs += (e.gets || 0) + (e.recvs || 0);
+      c.bytes += e.size || 0;
       if (typeof e.depth === "number") c.depth = e.depth;
       c.summarised = true;
       c.ts.push(e.t);

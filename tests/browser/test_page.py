@@ -417,3 +417,20 @@ def test_presenter_sees_the_viewer_link(browser, live_server):
         watch.check()      # showing the link fetches nothing from it
     finally:
         context.close()
+
+
+def test_traffic_summaries_count_pipes_bytes_and_nothing_else(page):
+    """A busy process's `traffic` events (docs/API.md) keep every message in the channel cards."""
+    channels = page.evaluate("""async () => {
+        const { summarise } = await import('/static/js/messages.js');
+        const ev = (kind, extra) => ({ kind, pid: 1, msg: null, detail: '', t: 1, ...extra });
+        const { channels } = summarise([
+            ev('traffic', { channel: 'Pipe-1', sends: 400, size: 8000, interval: 0.5 }),
+            ev('traffic', { channel: 'Pipe-1', recvs: 390, size: 7800, interval: 0.5 }),
+            ev('traffic', { channel: 'Queue-1', puts: 10, size: null, depth: 10 }),
+            ev('traffic', { channel: 'Value-1', writes: 500 }),
+            ev('traffic', { channel: 'Pool-1', tasks_started: 50, tasks_ended: 50 }),
+        ]);
+        return [...channels.values()].map(c => [c.name, c.type, c.sends, c.recvs, c.bytes]);
+    }""")
+    assert channels == [["Pipe-1", "pipe", 400, 390, 15800], ["Queue-1", "queue", 10, 0, 0]]
