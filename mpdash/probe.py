@@ -35,6 +35,8 @@ _addr: str | None = None
 _conn: socket.socket | None = None
 _conn_pid = 0
 _send_lock = threading.Lock()
+_sender = None            # (pid, thread id) inside send(), to spot a signal handler's reentry
+_deferred: list = []      # what such a handler sent, written once the interrupted send is done
 _role = "worker"
 _server_pid = 0
 _installed = False
@@ -51,7 +53,7 @@ def enabled() -> bool:
 
 def send(msg: dict) -> None:
     """Send one message to the server; silently nothing when not in a run or the server is gone."""
-    global _conn, _conn_pid, _send_lock
+    global _conn, _conn_pid, _send_lock, _sender
     if _addr is None:
         return
     pid = os.getpid()
@@ -65,12 +67,20 @@ def send(msg: dict) -> None:
         # First message of this process, or we are a fresh fork holding our parent's
         # connection (and maybe its lock, taken by another thread at fork time): start anew.
         inherited, _conn, _conn_pid, _send_lock = _conn, None, pid, threading.Lock()
+        _deferred.clear()  # a parent's, deferred when it forked
         if inherited is not None:
             try:
                 inherited.close()  # our copy only: the parent's connection stays open
             except OSError:
                 pass
+    me = threading.get_ident()
+    if _sender == (pid, me):
+        # A signal handler interrupted this thread inside its own send: waiting for the lock
+        # would deadlock and writing now would cut a line in two, so it goes out right after.
+        _deferred.append(data)
+        return
     with _send_lock:
+        _sender = (pid, me)
         try:
             if _conn is None:
                 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -78,8 +88,13 @@ def send(msg: dict) -> None:
                 conn.connect(_addr)
                 _conn = conn
             _conn.sendall(data)
+            while _deferred:
+                _conn.sendall(_deferred.pop(0))
         except OSError:
             _conn = None  # the server went away: the run is being torn down
+            _deferred.clear()
+        finally:
+            _sender = None
 
 
 def short_repr(value) -> str:

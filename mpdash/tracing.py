@@ -46,7 +46,9 @@ MAX_VALUES = 32             # cells listed in one shared_write of a slice
 
 _installed = False
 _paused = False
-_lock = threading.Lock()
+# Reentrant: a signal handler that puts on a queue runs in the thread it interrupted, maybe
+# while that thread holds this lock.
+_lock = threading.RLock()
 _pid = 0
 _window_start = 0.0
 _window_count = 0
@@ -66,7 +68,7 @@ def is_paused() -> bool:
 def _fresh_after_fork() -> None:
     """A forked child starts its own budget and summary (its parent's lock may be held)."""
     global _lock, _pid, _window_start, _window_count, _traffic, _traffic_since, _msg_ids
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     _pid = os.getpid()
     _window_start = time.monotonic()
     _window_count = 0

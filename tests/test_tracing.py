@@ -189,3 +189,37 @@ def test_program_semantics_and_names_survive_tracing(dashboard, tmp_path):
     assert len({e["msg"] for e in starts}) == 4
     (write,) = events(data, "shared_write")
     assert write["index"] == 3 and write["value"] == 7
+
+
+def test_a_signal_handler_that_puts_does_not_deadlock(dashboard, tmp_path):
+    # The handler runs in the thread it interrupts, possibly while tracing or the probe holds
+    # a lock there; a plain Lock then waits forever (and a repeating timer recurses to death).
+    script = tmp_path / "alarm.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing as mp, signal, time
+        ticks = 0
+
+        def on_alarm(*_):
+            global ticks
+            q.put("tick")
+            ticks += 1
+
+        if __name__ == "__main__":
+            q, arr = mp.Queue(), mp.Array("i", 8)
+            signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, 0.003, 0.003)
+            end, i = time.time() + 2, 0
+            while time.time() < end:
+                arr[i % 8] = i
+                i += 1
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            got = sum(1 for _ in range(ticks) if q.get(timeout=10))
+            print("ticks received", got == ticks)
+    """))
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=60)
+    with dashboard.hub.lock:
+        data = run.to_json()
+    assert data["state"] == "finished", [l["text"] for l in data["output"]][:20]
+    assert [l["text"] for l in data["output"]] == ["ticks received True"]
+    assert data["processes"][0]["exitcode"] == 0
