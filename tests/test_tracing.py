@@ -223,3 +223,21 @@ def test_a_signal_handler_that_puts_does_not_deadlock(dashboard, tmp_path):
     assert data["state"] == "finished", [l["text"] for l in data["output"]][:20]
     assert [l["text"] for l in data["output"]] == ["ticks received True"]
     assert data["processes"][0]["exitcode"] == 0
+
+
+def test_event_text_of_a_big_object_is_built_from_a_few_items():
+    # The text is cut to MAX_DETAIL anyway; building a full repr of what a program puts on a
+    # queue would cost it as much again as pickling it.
+    from mpdash.probe import MAX_DETAIL, short_repr
+    calls = []
+
+    class Item:
+        def __repr__(self):
+            calls.append(1)
+            return "item"
+
+    text = short_repr([Item() for _ in range(100_000)])
+    assert text.startswith("[item, item") and len(text) <= MAX_DETAIL
+    assert len(calls) < 100
+    assert short_repr({"b": 1, "a": 2}) == "{'b': 1, 'a': 2}"   # the order the program prints
+    assert short_repr(b"x" * 10_000).startswith("b'xxx") and len(short_repr(b"x" * 10_000)) <= MAX_DETAIL
