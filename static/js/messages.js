@@ -15,8 +15,8 @@ const cellSeq = new Map();        // "channel|index" -> seq of the write shown l
 function chip(pid, procs) {
   const p = procs.get(pid);
   if (!p) return el("span", { class: "pid-chip plain" }, pid === null || pid === undefined ? "?" : String(pid));
-  const { colour } = colourOf(p.colour);
-  return el("span", { class: "pid-chip", style: { background: colour, color: inkOn(colour) } }, String(pid));
+  const { colour, dash } = colourOf(p.colour);
+  return el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(pid));
 }
 
 /** Per channel: counts, bytes, depth series [[t...], [depth...]]; plus message pairs. */

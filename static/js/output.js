@@ -7,10 +7,10 @@ let shown = { run: null, cut: null, count: 0, colours: "" };
 
 function line(l, procs, t0) {
   const p = procs.get(l.pid);
-  const { colour } = p ? colourOf(p.colour) : { colour: "#999999" };
+  const { colour, dash } = p ? colourOf(p.colour) : { colour: "#999999" };
   return el("div", { class: `line${l.stream === "err" ? " err" : ""}`, "data-pid": l.pid },
     el("span", { class: "t num" }, fmtNum(l.t - t0, 2)),
-    el("span", { class: "pid-chip", style: { background: colour, color: inkOn(colour) } }, String(l.pid)),
+    el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(l.pid)),
     el("span", { class: "text" }, l.text));
 }
 

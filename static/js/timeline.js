@@ -111,7 +111,7 @@ export function render(view) {
     if (p.daemon) tags.push("daemon");
     return el("div", { class: `tl-lane${p.ended_at ? " ended" : ""}`, "data-pid": p.pid },
       el("div", { class: "tl-label", style: { paddingLeft: `${Math.min(depth, 3) * 0.5}em` } },
-        el("span", { class: "pid-chip", style: { background: colour, color: inkOn(colour) } }, String(p.pid)),
+        el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(p.pid)),
         el("span", { class: "tl-role" }, tags[0], tags[1] ? el("small", {}, ` ${tags[1]}`) : null)),
       track, endCell);
   });

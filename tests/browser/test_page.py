@@ -434,3 +434,23 @@ def test_traffic_summaries_count_pipes_bytes_and_nothing_else(page):
         return [...channels.values()].map(c => [c.name, c.type, c.sends, c.recvs, c.bytes]);
     }""")
     assert channels == [["Pipe-1", "pipe", 400, 390, 15800], ["Queue-1", "queue", 10, 0, 0]]
+
+
+def test_a_process_looks_the_same_in_every_panel(page):
+    # Past the 8 palette colours a process is told apart by a dashed outline: every panel's
+    # chip must carry it, or two processes look identical in the timeline or the output.
+    pick(page, "pool-map")
+    set_param(page, "workers", 9)
+    set_param(page, "items", 9)
+    page.click('[data-testid="run"]')
+    assert wait_state(page) == "finished"
+    wait_all_exited(page, 10)
+    page.wait_for_selector('#timeline .tl-lane >> nth=9')
+    chips = page.evaluate("""() => [...document.querySelectorAll('.pid-chip')].map(c =>
+        [c.textContent, c.closest('[id]').id, c.style.background, c.classList.contains('dashed')])""")
+    looks = {}
+    for pid, panel, background, dashed in chips:
+        looks.setdefault(pid, set()).add((background, dashed))
+    assert {panel for _, panel, _, _ in chips} >= {"proc-rows", "timeline"}
+    assert all(len(v) == 1 for v in looks.values()), looks
+    assert sum(dashed for v in looks.values() for _, dashed in v) >= 1
