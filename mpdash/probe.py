@@ -36,8 +36,8 @@ MAX_DETAIL = 200       # characters of an event's repr
 _addr: str | None = None
 _conn: socket.socket | None = None
 _conn_pid = 0
-_send_lock = threading.Lock()
-_sender = None            # (pid, thread id) inside send(), to spot a signal handler's reentry
+_send_lock = threading.RLock()
+_sending = False          # inside send()'s write, to spot a signal handler's reentry
 _deferred: list = []      # what such a handler sent, written once the interrupted send is done
 _role = "worker"
 _server_pid = 0
@@ -55,7 +55,7 @@ def enabled() -> bool:
 
 def send(msg: dict) -> None:
     """Send one message to the server; silently nothing when not in a run or the server is gone."""
-    global _conn, _conn_pid, _send_lock, _sender
+    global _conn, _conn_pid, _send_lock, _sending
     if _addr is None:
         return
     pid = os.getpid()
@@ -68,21 +68,21 @@ def send(msg: dict) -> None:
     if _conn_pid != pid:
         # First message of this process, or we are a fresh fork holding our parent's
         # connection (and maybe its lock, taken by another thread at fork time): start anew.
-        inherited, _conn, _conn_pid, _send_lock = _conn, None, pid, threading.Lock()
+        inherited, _conn, _conn_pid, _send_lock = _conn, None, pid, threading.RLock()
+        _sending = False
         _deferred.clear()  # a parent's, deferred when it forked
         if inherited is not None:
             try:
                 inherited.close()  # our copy only: the parent's connection stays open
             except OSError:
                 pass
-    me = threading.get_ident()
-    if _sender == (pid, me):
-        # A signal handler interrupted this thread inside its own send: waiting for the lock
-        # would deadlock and writing now would cut a line in two, so it goes out right after.
-        _deferred.append(data)
-        return
+    # Reentrant: a signal handler runs in the thread it interrupts, maybe inside this block;
+    # it must neither wait for itself nor write into the middle of a line being written.
     with _send_lock:
-        _sender = (pid, me)
+        if _sending:
+            _deferred.append(data)   # goes out right after the interrupted send
+            return
+        _sending = True
         try:
             if _conn is None:
                 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -96,7 +96,7 @@ def send(msg: dict) -> None:
             _conn = None  # the server went away: the run is being torn down
             _deferred.clear()
         finally:
-            _sender = None
+            _sending = False
 
 
 class _ShortRepr(reprlib.Repr):
