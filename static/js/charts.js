@@ -18,9 +18,17 @@ class LineChart {
     this.plot = null;
     this.key = null;
     this.xRange = [0, 1];
-    new ResizeObserver(() => {
+    this.observer = new ResizeObserver(() => {
       if (this.plot && this.host.clientWidth) this.plot.setSize(this.size());
-    }).observe(host);
+    });
+    this.observer.observe(host);
+  }
+
+  /** Release the plot and the observer (charts made for a dialog would otherwise pile up). */
+  destroy() {
+    this.observer.disconnect();
+    this.plot?.destroy();
+    this.plot = null;
   }
 
   size() {

@@ -150,6 +150,13 @@ function compareColumn(rec) {
   return { col, view, coresHost, cpuHost };
 }
 
+let compareCharts = [];
+
+function dropCompareCharts() {
+  for (const chart of compareCharts) chart.destroy();
+  compareCharts = [];
+}
+
 function renderCompare() {
   const dialog = $("compare");
   if (!dialog.open) return;
@@ -159,6 +166,7 @@ function renderCompare() {
   const key = `${a.id}:${a.version}|${b.id}:${b.version}`;
   if (key === compareKey) return;
   compareKey = key;
+  dropCompareCharts();
   const cols = [a, b].sort((x, y) => x.started_at - y.started_at).map(compareColumn);
   $("compare-cols").replaceChildren(...cols.map((c) => c.col));
   // Both columns share one x range, so the same time sits at the same place.
@@ -168,11 +176,13 @@ function renderCompare() {
     const x = frames.map((f) => f.t - c.view.t0);
     const n = frames.at(-1)?.cores.length || 1;
     const coresChart = new LineChart(c.coresHost, { yUnit: " %", yFloor: 100, height: 150 });
+    compareCharts.push(coresChart);
     const coreData = [x];
     for (let k = 0; k < n; k++) coreData.push(frames.map((f) => f.cores[k] ?? null));
     coresChart.update([...Array(n).keys()].map((k) => ({ id: `c${k}`, label: `core ${k}`, colour: coreColour(k, n), dash: k % 2 ? [6, 4] : null })), coreData, [0, xMax]);
     const procs = [...c.view.procs].sort((p, q) => p.colour - q.colour);
     const cpuChart = new LineChart(c.cpuHost, { yUnit: " %", yFloor: 100, height: 150 });
+    compareCharts.push(cpuChart);
     const cpuData = [x, ...procs.map((p) => frames.map((f) => {
       const i = f.pid.indexOf(p.pid);
       return i < 0 ? null : f.cpu[i];
@@ -187,6 +197,7 @@ export function init() {
   $("compare-select").addEventListener("change", (e) => openCompare(e.target.value));
   $("compare-close").addEventListener("click", closeCompare);
   $("compare").addEventListener("close", () => {
+    dropCompareCharts();
     store.compareWith = null;
     $("compare-select").value = "";
   });

@@ -454,3 +454,23 @@ def test_a_process_looks_the_same_in_every_panel(page):
     assert {panel for _, panel, _, _ in chips} >= {"proc-rows", "timeline"}
     assert all(len(v) == 1 for v in looks.values()), looks
     assert sum(dashed for v in looks.values() for _, dashed in v) >= 1
+
+
+def test_a_stopped_process_is_shown_stopped_not_sleeping(page):
+    import os
+    import signal
+    pick(page, "pool-map")
+    set_param(page, "spin", 3)
+    set_param(page, "items", 6)
+    page.click('[data-testid="run"]')
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=proc-row][data-role=worker]')].length >= 1")
+    worker = next(r["pid"] for r in rows(page) if r["role"] == "worker")
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        page.wait_for_selector(f'[data-testid="proc-row"][data-pid="{worker}"][data-state="stopped"]',
+                               timeout=5_000)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    page.click('[data-testid="stop"]')
+    assert wait_state(page) == "stopped"
