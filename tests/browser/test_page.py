@@ -26,6 +26,14 @@ def set_param(page, name, value):
     page.fill(f'[data-testid="param-{name}"]', str(value))
 
 
+def start(page, lesson, **params):
+    """Pick a lesson, fill in parameters, press Run: what a student does."""
+    pick(page, lesson)
+    for name, value in params.items():
+        set_param(page, name, value)
+    page.click('[data-testid="run"]')
+
+
 def wait_state(page, states=TERMINAL, timeout=30_000):
     try:
         page.wait_for_function(
@@ -104,9 +112,7 @@ def canvas_pixels(page, testid, rgb=None):
 
 
 def test_pool_map_from_the_page(page, artifacts, live_server):
-    pick(page, "pool-map")
-    set_param(page, "spin", 0.2)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", spin=0.2)
     # The run answers at once: it is listed and its main process appears before it ends.
     page.wait_for_selector('[data-testid="run-item"][data-state]')
     assert wait_state(page) == "finished"
@@ -166,10 +172,7 @@ def test_the_page_shows_the_rate_frames_really_arrive_at(page):
 
 
 def test_charts_draw_and_timeline_shows_exits(page, artifacts):
-    pick(page, "pool-map")
-    set_param(page, "spin", 0.3)
-    set_param(page, "items", 9)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", spin=0.3, items=9)
     assert wait_state(page) == "finished"
     wait_all_exited(page, 4)
     page.wait_for_timeout(100)
@@ -186,10 +189,7 @@ def test_charts_draw_and_timeline_shows_exits(page, artifacts):
 
 
 def test_late_joiner_sees_the_same_run(browser, live_server, page):
-    pick(page, "pool-map")
-    set_param(page, "spin", 0.5)
-    set_param(page, "items", 8)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", spin=0.5, items=8)
     page.wait_for_selector('[data-testid="proc-row"][data-role="worker"]')
     # A second viewer opens the page in the middle of the run.
     ctx2, late, watch2 = open_page(browser, live_server)
@@ -213,10 +213,7 @@ def test_late_joiner_sees_the_same_run(browser, live_server, page):
 
 
 def test_stop_from_the_page(page, live_server):
-    pick(page, "pool-map")
-    set_param(page, "spin", 5)
-    set_param(page, "items", 20)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", spin=5, items=20)
     page.wait_for_function("() => document.querySelectorAll('[data-testid=proc-row][data-role=worker]').length >= 3")
     assert page.is_enabled('[data-testid="stop"]')
     started = time.monotonic()
@@ -242,9 +239,7 @@ def _gone_within(seconds):
 
 
 def test_out_of_bounds_param_shows_error_and_starts_nothing(page, live_server):
-    pick(page, "pool-map")
-    set_param(page, "workers", 999)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", workers=999)
     error = page.locator('[data-testid="param-error"]')
     error.wait_for(state="visible")
     assert "workers" in error.inner_text()
@@ -272,9 +267,7 @@ def test_keyboard_r_runs_and_j_k_move(page):
 
 
 def test_replay_scrubber_shows_the_past(page):
-    pick(page, "pool-map")
-    set_param(page, "spin", 0.3)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", spin=0.3)
     assert wait_state(page) == "finished"
     wait_all_exited(page, 4)
     scrubber = page.locator('[data-testid="scrubber"]')
@@ -332,10 +325,7 @@ def test_every_control_is_labelled(page):
 
 
 def test_reconnect_catches_up_without_gap_or_duplicate(page, live_server):
-    pick(page, "process-target")
-    set_param(page, "delay", 0.1)
-    set_param(page, "count", 15)
-    page.click('[data-testid="run"]')
+    start(page, "process-target", delay=0.1, count=15)
     page.wait_for_selector('[data-testid="output"] .line')
     # A network blip: the transport drops, the banner shows, Socket.IO reconnects by itself.
     page.evaluate("window.mpdash.socket.io.engine.close()")
@@ -356,10 +346,7 @@ def test_reconnect_catches_up_without_gap_or_duplicate(page, live_server):
 def test_reconnect_catches_up_when_a_broadcast_beats_hello(page, live_server):
     # After a reconnect the server may deliver a broadcast before the client's hello. The
     # page must still ask for everything after the last message it had before the drop.
-    pick(page, "process-target")
-    set_param(page, "delay", 0.1)
-    set_param(page, "count", 15)
-    page.click('[data-testid="run"]')
+    start(page, "process-target", delay=0.1, count=15)
     page.wait_for_selector('[data-testid="output"] .line')
     run_id = page.get_attribute('[data-testid="run-item"]', "data-run-id")
     page.evaluate("() => { const s = window.mpdash.socket; s.io.reconnection(false); s.io.engine.close(); }")
@@ -439,10 +426,7 @@ def test_traffic_summaries_count_pipes_bytes_and_nothing_else(page):
 def test_a_process_looks_the_same_in_every_panel(page):
     # Past the 8 palette colours a process is told apart by a dashed outline: every panel's
     # chip must carry it, or two processes look identical in the timeline or the output.
-    pick(page, "pool-map")
-    set_param(page, "workers", 9)
-    set_param(page, "items", 9)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", workers=9, items=9)
     assert wait_state(page) == "finished"
     wait_all_exited(page, 10)
     page.wait_for_selector('#timeline .tl-lane >> nth=9')
@@ -459,10 +443,7 @@ def test_a_process_looks_the_same_in_every_panel(page):
 def test_a_stopped_process_is_shown_stopped_not_sleeping(page):
     import os
     import signal
-    pick(page, "pool-map")
-    set_param(page, "spin", 3)
-    set_param(page, "items", 6)
-    page.click('[data-testid="run"]')
+    start(page, "pool-map", spin=3, items=6)
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=proc-row][data-role=worker]')].length >= 1")
     worker = next(r["pid"] for r in rows(page) if r["role"] == "worker")
