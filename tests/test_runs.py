@@ -16,6 +16,16 @@ def run_to_end(dashboard, lesson, params=None, timeout=60):
     return run
 
 
+def wait_live(run, count, timeout=10):
+    """The run's live pids once ``count`` of them are up (asserts they came in time)."""
+    deadline = time.monotonic() + timeout
+    while len(run.live_pids()) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = run.live_pids()
+    assert len(pids) == count, pids
+    return pids
+
+
 def procs_by_role(run):
     roles = {}
     for p in run.processes.values():
@@ -66,11 +76,7 @@ def test_subclass_names_its_processes(dashboard):
 
 def test_stop_ends_every_process_within_two_seconds(dashboard):
     run = dashboard.engine.start_lesson("pool-map", {"spin": 5.0, "items": 20})
-    deadline = time.monotonic() + 10
-    while len(run.live_pids()) < 4 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    pids = run.live_pids()
-    assert len(pids) == 4
+    pids = wait_live(run, 4)
     t0 = time.monotonic()
     dashboard.engine.stop(run.id)
     took = time.monotonic() - t0
@@ -174,11 +180,7 @@ def test_no_process_of_a_run_catches_sigterm(dashboard):
     # fork() and the child's after-fork reset: Pool.terminate() then left a worker alive and
     # the run hung. Every process of a lesson run must keep SIGTERM's default action.
     run = dashboard.engine.start_lesson("pool-map", {"spin": 2.0, "items": 6})
-    deadline = time.monotonic() + 10
-    while len(run.live_pids()) < 4 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    pids = run.live_pids()
-    assert len(pids) == 4
+    pids = wait_live(run, 4)
     assert [pid for pid in pids if _catches_sigterm(pid)] == []
     dashboard.engine.stop(run.id)
 
