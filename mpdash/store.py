@@ -38,6 +38,8 @@ DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "instance")
 SCHEMA_VERSION = 1
 FLUSH_PERIOD = 0.25      # s: at most this much of a live run is lost if the server is killed
+CLOSE_PATIENCE = 4.0     # s: retries of the last write at close (close() waits 5 s)
+OPEN_PATIENCE = 15.0     # s: how long to wait for other processes that hold the file locked
 CRASHED_ERROR = ("the server stopped while this run was live (it was killed or crashed); "
                  "what the run recorded until then is kept")
 
@@ -84,6 +86,15 @@ def _alive(owner: str) -> bool:
     return pid.isdigit() and _identity(int(pid)) == owner
 
 
+class _Unreadable(Exception):
+    """The history file is damaged or of another layout: it is kept aside, not used."""
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
 def _newer(items, mark: int) -> list:
     """Items of a seq-ordered deque whose seq is above ``mark``, oldest first."""
     found = []
@@ -104,12 +115,14 @@ class Store:
         self.moved_aside: str | None = None
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError as exc:
+        except _Unreadable as exc:
             # A damaged file or another layout: keep it aside, say so, start a new history.
             aside = f"{self.path}.unreadable-{time.time_ns()}"
             for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(self.path + suffix):
+                try:
                     os.replace(self.path + suffix, aside + suffix)
+                except FileNotFoundError:
+                    pass
             log.warning("run history %s could not be read (%s); moved to %s", self.path, exc, aside)
             self.moved_aside = aside
             self._db = self._open()
@@ -130,17 +143,47 @@ class Store:
         self.load_seconds = 0.0
 
     def _open(self) -> sqlite3.Connection:
+        """Open (creating if need be) the history file.
+
+        Several mpdash processes may open one folder at the same moment (a server and a few
+        ``watch`` commands): a "database is locked" then means "wait", never "damaged". Only
+        what SQLite calls not-a-database or corrupt, or another schema version, raises
+        ``_Unreadable`` (the caller keeps that file aside); anything else is raised as is.
+        """
+        deadline = time.monotonic() + OPEN_PATIENCE
+        while True:
+            try:
+                return self._open_once()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+            except sqlite3.DatabaseError as exc:   # NOTADB, CORRUPT: not Operational
+                raise _Unreadable(str(exc)) from exc
+
+    def _open_once(self) -> sqlite3.Connection:
         # Used by the caller's thread for the load, then only by the writer thread.
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")   # WAL: durable at checkpoints, no fsync per batch
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if version != SCHEMA_VERSION and (version or tables):
-                raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # Check the version and create the tables under one write lock: another process
+            # creating the file at the same time is either done (version set) or not started.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if version != SCHEMA_VERSION and (version or tables):
+                    raise _Unreadable(f"schema version {version}, expected {SCHEMA_VERSION}")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         except BaseException:
             db.close()
             raise
@@ -196,21 +239,34 @@ class Store:
                 what, done = self._commands.get(timeout=max(0.0, next_write - time.monotonic()))
             except queue.Empty:
                 what, done = "tick", None
-            try:
-                self._write()
-            except Exception:  # a full disk must not take the server down; keep trying
-                log.exception("storing runs")
+            written = self._try_write()
+            if what == "close" and not written:
+                # The last chance to keep what the run did: retry while the caller waits.
+                until = time.monotonic() + CLOSE_PATIENCE
+                while not written and time.monotonic() < until:
+                    time.sleep(0.1)
+                    written = self._try_write()
             if done is not None:
                 done.set()
             if what == "close":
                 return
             next_write = time.monotonic() + FLUSH_PERIOD
 
-    def _copy(self) -> tuple[list[tuple], list[str], int]:
+    def _try_write(self) -> bool:
+        try:
+            self._write()
+            return True
+        except Exception:  # a full disk must not take the server down; keep trying
+            log.exception("storing runs")
+            return False
+
+    def _copy(self) -> tuple[list[tuple], list[str], int, dict[str, int]]:
         """Under the hub lock: what each changed run gained since its last copy, the runs
-        deleted since, and the hub's seq (everything up to it is in the copy)."""
+        deleted since, the hub's seq (everything up to it is in the copy), and each copied
+        run's previous mark (to copy it again if the write fails)."""
         hub = self._hub
         copies = []
+        previous: dict[str, int] = {}
         with hub.lock:
             now = hub.seq
             run_ids, self._dirty = self._dirty | self._live, set()
@@ -229,15 +285,28 @@ class Store:
                 copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
                                _newer(run.output, mark), _newer(run.events, mark),
                                _newer(run.frames, mark), oldest))
+                previous[run_id] = mark
                 self._marks[run_id] = now
                 if run.live:
                     self._live.add(run_id)
                 else:
                     self._live.discard(run_id)
-        return copies, deleted, now
+        return copies, deleted, now, previous
 
     def _write(self) -> None:
-        copies, deleted, seq = self._copy()
+        copies, deleted, seq, previous = self._copy()
+        try:
+            self._write_copies(copies, deleted, seq)
+        except BaseException:
+            # Nothing of it was written (the transaction rolled back): copy it all again next
+            # time, so a lock held too long by another process delays rows but loses none.
+            with self._hub.lock:
+                self._marks.update(previous)
+                self._dirty |= set(previous)
+                self._deleted[:0] = deleted
+            raise
+
+    def _write_copies(self, copies: list[tuple], deleted: list[str], seq: int) -> None:
         if not copies and not deleted and seq == self._written_seq:
             return
         started = time.perf_counter()

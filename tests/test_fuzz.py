@@ -98,7 +98,8 @@ def test_post_runs_malformed_bodies(client, dashboard, raw):
 
 
 run_ids = st.one_of(st.text(max_size=60), st.sampled_from(
-    ["..", "../api/system", "%2e%2e%2f", "r" * 33, "r" * 32, "a/b", "\x00", "nope", " "]))
+    ["..", "../api/system", "%2e%2e%2f", "r" * 33, "r" * 32, "a/b", "\x00", "nope", " ",
+     "/0", "0/", "/", "//", "%2F"]))
 sinces = st.one_of(st.text(max_size=30), st.integers().map(str),
                    st.sampled_from(["-1", "1e5", "NaN", "inf", "9" * 5000, "0x10", ""]))
 

@@ -260,3 +260,63 @@ def test_an_unreadable_history_is_kept_aside_not_lost(tmp_path):
     store = Store(str(tmp_path))
     store.close()
     assert store.moved_aside and len([n for n in os.listdir(tmp_path) if ".unreadable-" in n]) == 2
+
+
+_WRITER = """
+import sys, time
+from mpdash.state import Hub, Run
+from mpdash.store import Store
+data, name, at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+time.sleep(max(0.0, at - time.time()))   # every writer opens the folder at the same moment
+hub = Hub()
+store = Store(data)
+store.attach(hub)
+run = Run(id=name, lesson="watch", title=name, params={})
+hub.add_run(run)
+hub.set_state(run, "running")
+hub.add_output(run, 1, "out", "hello from " + name, time.time())
+hub.set_state(run, "finished")
+store.close()
+print(store.moved_aside)
+"""
+
+
+def test_processes_opening_one_folder_at_once_all_keep_their_runs(tmp_path):
+    """A server and several `watch` commands may share a folder: a lock is a wait, not damage."""
+    at = time.time() + 1.5
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), f"r{i}", str(at)],
+                                cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for i in range(8)]
+    for proc in writers:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and out.strip() == b"None", err.decode()
+    assert [n for n in os.listdir(tmp_path) if ".unreadable-" in n] == []
+    runs, _ = Store(str(tmp_path)).load()
+    assert sorted((r.id, r.state, [l["text"] for l in r.output]) for r in runs) == \
+        [(f"r{i}", "finished", [f"hello from r{i}"]) for i in range(8)]
+
+
+def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path):
+    hub = Hub()
+    store = Store(str(tmp_path))
+    store.attach(hub)
+    store._db.execute("PRAGMA busy_timeout = 50")   # give up on the lock at once
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    try:
+        run = Run(id="rlocked", lesson="watch", title="t", params={})
+        hub.add_run(run)
+        hub.set_state(run, "running")
+        other.execute("BEGIN IMMEDIATE")              # another process holds the write lock
+        for i in range(10):
+            hub.add_output(run, 1, "out", f"line {i}", time.time())
+        store.flush()
+        failed_batches = store.batches
+        other.execute("ROLLBACK")
+        hub.set_state(run, "finished")
+        assert store.flush()
+        assert store.batches > failed_batches
+    finally:
+        other.close()
+        store.close()
+    runs, _ = Store(str(tmp_path)).load()
+    assert [(r.id, r.state, len(r.output)) for r in runs] == [("rlocked", "finished", 10)]

@@ -21,6 +21,9 @@ def create_app(dashboard: Dashboard | None = None, test_config: dict | None = No
     if test_config:
         app.config.update(test_config)
     app.json.sort_keys = False
+    # An id is one path segment: "/api/runs/%2F0" must be an unknown run (404), not a 308
+    # redirect to "/api/runs/0" that Werkzeug's slash merging would make of it.
+    app.url_map.merge_slashes = False
     app.extensions["mpdash"] = dashboard or Dashboard()
 
     from mpdash.web import api, pages, security, sockets
