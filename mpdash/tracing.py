@@ -42,6 +42,7 @@ __all__ = ["install", "paused", "is_paused", "flush", "MAX_EVENTS_PER_S", "SUMMA
 
 MAX_EVENTS_PER_S = 300      # per process; past this, traffic is summarised
 SUMMARY_PERIOD = 0.5        # s between traffic summaries of a busy process
+IDLE_GAP = 0.01             # s: a pool worker out of tasks sends its counts, at most this often
 MAX_VALUES = 32             # cells listed in one shared_write of a slice
 
 _installed = False
@@ -485,7 +486,7 @@ def _describe(func, args) -> tuple[int, str]:
     return 1, f"{fname}({', '.join(probe.short_repr(a) for a in args)})"
 
 
-def _timed(func, channel: str, msg: str, **ids):
+def _timed(func, channel: str, msg: str, poll=None, **ids):
     @functools.wraps(func)
     def run_task(*args, **kwargs):
         if _paused:
@@ -509,17 +510,79 @@ def _timed(func, channel: str, msg: str, **ids):
                       seconds=round(time.perf_counter() - started, 6), **ids)
             else:
                 _count("task_end", channel)
+                # Out of work: send the counts before the result goes back (see _TaskTap).
+                if poll is not None and _traffic and not _recently_flushed() and not _ready(poll):
+                    flush()
     return run_task
 
 
+def _ready(poll) -> bool:
+    try:
+        return poll(0)
+    except (OSError, ValueError):   # closed: the pool is going away
+        return False
+
+
+def _recently_flushed() -> bool:
+    return time.monotonic() - _traffic_since < IDLE_GAP
+
+
 class _TaskTap:
-    """Stands in for a pool's task queue inside one worker: times each task it hands out."""
+    """Stands in for a pool's task queue inside one worker: times each task it hands out.
+
+    A busy worker counts its tasks instead of sending an event each (``MAX_EVENTS_PER_S``),
+    and a pool may SIGTERM it the moment the last result is in (``with Pool()`` does): SIGTERM
+    runs no exit hook, so counts still in memory were lost, most of a short busy map. So a
+    worker with counts sends them as soon as it would wait for work: when its task ends with
+    the queue empty (before the result goes back), and when it would block on the queue (its
+    lock held by another worker, or no task there). At most one such summary per ``IDLE_GAP``:
+    within the gap it waits for a task that long before sending. A SIGTERM handler is no cure:
+    a signal caught just before the worker blocks on the queue's lock would be handled only
+    once the lock is free, which a terminating pool never makes it.
+    """
 
     def __init__(self, queue, channel: str, wrap):
         self._queue, self._channel, self._wrap = queue, channel, wrap
+        # Pool's task queue is a multiprocessing SimpleQueue; thread pools' threads are never
+        # killed with counts in memory, and executors' workers end through their exit hooks.
+        self._poll = getattr(queue, "_poll", None)
+        self._lock = getattr(queue, "_rlock", None)
+        if self._lock is None or not hasattr(queue, "_reader"):
+            self._poll = None
 
     def get(self, *args, **kwargs):
-        return self._wrap(self._queue.get(*args, **kwargs), self._channel)
+        if self._poll is not None and _traffic and not args and not kwargs:
+            task = self._get_sending_counts()
+        else:
+            task = self._queue.get(*args, **kwargs)
+        if task is None and _traffic:
+            # The pool's "exit" sentinel: terminate() may SIGTERM this worker on its way out
+            # (its exit hooks take a while), so what is counted goes now.
+            flush()
+        return self._wrap(task, self._channel, self._poll)
+
+    def _get_sending_counts(self):
+        """SimpleQueue.get() (lock, read, unpickle outside the lock), sending the counts
+        first if it would wait."""
+        lock, poll = self._lock, self._poll
+        held = lock.acquire(False)
+        if not (held and poll(0)):
+            wait = IDLE_GAP - (time.monotonic() - _traffic_since)
+            if wait > 0:   # sent a moment ago: give a task that long to come
+                deadline = time.monotonic() + wait
+                held = held or lock.acquire(True, wait)
+                if not (held and poll(max(0.0, deadline - time.monotonic()))):
+                    flush()
+            else:
+                flush()
+            if not held:
+                lock.acquire()
+        try:
+            data = self._queue._reader.recv_bytes()
+        finally:
+            lock.release()
+        from multiprocessing import queues   # loaded: this worker was started by it
+        return queues._ForkingPickler.loads(data)
 
     def __getattr__(self, name):
         return getattr(self._queue, name)
@@ -531,13 +594,14 @@ _thread_pools = weakref.WeakKeyDictionary()   # a ThreadPool's task queue -> its
 def _patch_pool(pool) -> None:
     original_worker, original_setup = pool.worker, pool.Pool._setup_queues
 
-    def wrap(task, channel):
+    def wrap(task, channel, poll):
         if task is None or _paused:
             return task
         job, i, func, args, kwds = task
         if func is pool._helper_reraises_exception:
             return task
-        return job, i, _timed(func, channel, f"{channel}/{job}/{i}", job=job, index=i), args, kwds
+        return (job, i, _timed(func, channel, f"{channel}/{job}/{i}", poll, job=job, index=i),
+                args, kwds)
 
     def worker(inqueue, outqueue, *args, **kwargs):
         channel = getattr(inqueue, "_mpdash_pool", None) or _thread_pools.get(inqueue, "Pool")
@@ -559,16 +623,49 @@ def _patch_pool(pool) -> None:
     original_thread_setup = pool.ThreadPool._setup_queues
     pool.Pool._setup_queues = _setup_queues
     pool.ThreadPool._setup_queues = _setup_thread_queues
+    _patch_pool_ending(pool)
+
+
+def _patch_pool_ending(pool) -> None:
+    """In the main: a busy pool's terminate() first gives its idle workers ``IDLE_GAP`` to
+    send their counts (see _TaskTap). Only a pool that handed back enough results in the last
+    second for a worker to be summarising waits; its workers would die with them otherwise."""
+    def noting(original_set):
+        def _set(self, *args, **kwargs):
+            owner = getattr(self, "_pool", None)
+            if owner is not None:
+                now = time.monotonic()
+                window = owner.__dict__.get("_mpdash_results")
+                if window is None or now - window[0] >= 1.0:
+                    owner._mpdash_results = [now, 1, window[1] if window else 0]
+                else:
+                    window[1] += 1
+            return original_set(self, *args, **kwargs)
+        return _set
+
+    pool.ApplyResult._set = noting(pool.ApplyResult._set)
+    pool.MapResult._set = noting(pool.MapResult._set)
+    original_terminate = pool.Pool.terminate
+
+    def terminate(self):
+        window = self.__dict__.get("_mpdash_results")
+        if (window is not None and not _paused and not isinstance(self, pool.ThreadPool)
+                and time.monotonic() - window[0] < 2.0
+                and max(window[1], window[2]) * 2 > MAX_EVENTS_PER_S):
+            time.sleep(IDLE_GAP * 1.5)
+        return original_terminate(self)
+
+    pool.Pool.terminate = terminate
 
 
 def _patch_executor(process) -> None:
     original_worker = process._process_worker
     original_init = process.ProcessPoolExecutor.__init__
 
-    def wrap(item, channel):
+    def wrap(item, channel, poll):
         if item is None or _paused:
             return item
-        fn = _timed(item.fn, channel, f"{channel}/{item.work_id}", work_id=item.work_id)
+        fn = _timed(item.fn, channel, f"{channel}/{item.work_id}", poll, work_id=item.work_id)
         return process._CallItem(item.work_id, fn, item.args, item.kwargs)
 
     def _process_worker(call_queue, *args, **kwargs):
