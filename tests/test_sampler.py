@@ -11,7 +11,7 @@ import pytest
 
 from mpdash import procfs
 from mpdash.dashboard import Dashboard
-from mpdash.sampler import Sampler
+from mpdash.sampler import Sampler, next_tick_after
 from mpdash.state import Hub, Run
 from tests.leaks import assert_none_left
 
@@ -192,6 +192,18 @@ def test_busy_process_shows_cpu_and_newborn_baseline_is_its_start():
     # A spinning process on a shared 2-core machine: only claim it clearly used CPU.
     assert first["cpu"][0] > 10 and second["cpu"][0] > 10
     assert first["threads"] == [1] and first["rss"][0] > 1000
+
+
+def test_a_burst_of_births_does_not_hold_back_the_regular_frames():
+    period, tick = 0.1, 1.0               # next regular frame due at 1.0
+    for birth in (0.90, 0.91, 0.92, 0.93, 0.94):    # five births poke the sampler
+        tick = next_tick_after(tick, birth, period, poked=True)
+    assert tick == 1.0                    # still due on schedule
+    assert next_tick_after(1.0, 1.0, period, poked=False) == pytest.approx(1.1)
+    # A frame for a birth just before the tick: the next one no sooner than half a period on.
+    assert next_tick_after(1.1, 1.09, period, poked=True) == pytest.approx(1.14)
+    # A late wake-up does not try to catch up with frames it missed.
+    assert next_tick_after(1.1, 1.5, period, poked=False) == 1.5
 
 
 def test_actual_rate_is_measured_from_real_frames():
