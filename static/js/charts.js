@@ -63,7 +63,7 @@ class LineChart {
       ],
       series: [{}, ...series.map((s) => ({
         label: s.label, stroke: s.colour, width: s.width ?? width, dash: s.dash || undefined,
-        fill: s.fill, points: { show: false }, spanGaps: false,
+        fill: s.fill, points: { show: false, filter: isolatedPoints }, spanGaps: false,
         paths: this.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
       }))],
     };
@@ -117,6 +117,16 @@ function visibleFrames(frames, t0, xMin) {
   return frames.slice(Math.max(0, lo - 1));
 }
 
+// A value with no neighbour has no segment to draw (a process sampled once: it crashed right
+// after its start): uPlot then shows nothing unless that one point is drawn as a dot.
+function isolatedPoints(u, seriesIdx) {
+  const ys = u.data[seriesIdx], idxs = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] != null && ys[i - 1] == null && ys[i + 1] == null) idxs.push(i);
+  }
+  return idxs.length ? idxs : null;
+}
+
 function drawCores(frames, t0, xRange) {
   const n = frames.length ? frames[frames.length - 1].cores.length : store.system?.cores || 1;
   const series = [];
@@ -155,7 +165,8 @@ function drawProcs(view, frames, xRange) {
     for (const f of frames) {
       const i = f.pid.indexOf(p.pid);
       c.push(i < 0 ? null : f.cpu[i]);
-      m.push(i < 0 ? null : f.rss[i] / 1024);
+      // A zombie's RSS reads 0: drawn, it would slope every exited process down to 0 MiB.
+      m.push(i < 0 || (f.rss[i] === 0 && f.status?.[i] === "Z") ? null : f.rss[i] / 1024);
     }
     cpu.push(c);
     mem.push(m);
