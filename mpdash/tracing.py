@@ -566,21 +566,23 @@ class _TaskTap:
         first if it would wait."""
         lock, poll = self._lock, self._poll
         held = lock.acquire(False)
-        if not (held and poll(0)):
-            wait = IDLE_GAP - (time.monotonic() - _traffic_since)
-            if wait > 0:   # sent a moment ago: give a task that long to come
-                deadline = time.monotonic() + wait
-                held = held or lock.acquire(True, wait)
-                if not (held and poll(max(0.0, deadline - time.monotonic()))):
+        try:   # whatever interrupts (Ctrl-C's KeyboardInterrupt), the lock is not left held
+            if not (held and poll(0)):
+                wait = IDLE_GAP - (time.monotonic() - _traffic_since)
+                if wait > 0:   # sent a moment ago: give a task that long to come
+                    deadline = time.monotonic() + wait
+                    if not held:
+                        held = lock.acquire(True, wait)
+                    if not (held and poll(max(0.0, deadline - time.monotonic()))):
+                        flush()
+                else:
                     flush()
-            else:
-                flush()
-            if not held:
-                lock.acquire()
-        try:
+                if not held:
+                    held = lock.acquire()
             data = self._queue._reader.recv_bytes()
         finally:
-            lock.release()
+            if held:
+                lock.release()
         from multiprocessing import queues   # loaded: this worker was started by it
         return queues._ForkingPickler.loads(data)
 

@@ -134,6 +134,32 @@ def test_a_busy_pool_ended_by_with_counts_every_task(dashboard, tmp_path):
             assert len(events(data, kind)) + sum(t.get(counter, 0) for t in traffic) == 3000
 
 
+def test_an_interrupted_wait_for_a_task_leaves_the_pool_lock_free(monkeypatch):
+    """Ctrl-C reaches every worker: like CPython's SimpleQueue.get, the tap must not die
+    holding the task queue's lock (the other workers and terminate() would wait forever)."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+    queue = multiprocessing.get_context("fork").SimpleQueue()
+    tap = tracing._TaskTap(queue, "Pool-1", lambda task, channel, poll: task)
+    monkeypatch.setattr(tracing, "_pid", os.getpid())
+    monkeypatch.setattr(tracing, "_traffic", {"Pool-1": {"bytes": 0, "tasks_ended": 5}})
+    monkeypatch.setattr(tracing, "_traffic_since", time.monotonic())   # sent a moment ago
+    monkeypatch.setattr(tracing.probe, "send", lambda message: None)
+    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.003)   # while it waits for a task
+        with pytest.raises(KeyboardInterrupt):
+            tap.get()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert queue._rlock.acquire(False), "the queue's lock was left held"
+    queue._rlock.release()
+    queue.close()
+
+
 def test_executor_tasks_and_user_script(dashboard, tmp_path):
     script = tmp_path / "user_program.py"
     script.write_text(textwrap.dedent("""
