@@ -38,7 +38,8 @@ DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "instance")
 SCHEMA_VERSION = 1
 FLUSH_PERIOD = 0.25      # s: at most this much of a live run is lost if the server is killed
-CLOSE_PATIENCE = 4.0     # s: retries of the last write at close (close() waits 5 s)
+WRITE_PATIENCE = 1.0     # s: SQLite's busy timeout; a write still locked out is made next time
+CLOSE_PATIENCE = 3.0     # s: retries of the last write at close (close() waits 5 s)
 OPEN_PATIENCE = 15.0     # s: how long to wait for other processes that hold the file locked
 CRASHED_ERROR = ("the server stopped while this run was live (it was killed or crashed); "
                  "what the run recorded until then is kept")
@@ -158,12 +159,15 @@ class Store:
                 if not _busy(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
-            except sqlite3.DatabaseError as exc:   # NOTADB, CORRUPT: not Operational
-                raise _Unreadable(str(exc)) from exc
+            except sqlite3.DatabaseError as exc:
+                if getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+                    raise _Unreadable(str(exc)) from exc
+                raise
 
     def _open_once(self) -> sqlite3.Connection:
         # Used by the caller's thread for the load, then only by the writer thread.
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                             timeout=WRITE_PATIENCE)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")   # WAL: durable at checkpoints, no fsync per batch
@@ -228,8 +232,10 @@ class Store:
             done = threading.Event()
             self._commands.put(("close", done))
             done.wait(timeout)
-            self._thread.join(timeout)
-        self._db.close()
+            self._thread.join(1.0)
+            # Still alive: stuck behind another process's lock; it closes the file itself.
+        else:
+            self._db.close()   # no writer thread (a load only), or it already ended
 
     # ------------------------------------------------------------------------- writer thread
     def _loop(self) -> None:
@@ -246,6 +252,10 @@ class Store:
                 while not written and time.monotonic() < until:
                     time.sleep(0.1)
                     written = self._try_write()
+            if what == "close":
+                # Closed here, by the only thread that uses it: closing it from close()'s
+                # thread while a write is still waiting for a lock crashed the process.
+                self._db.close()
             if done is not None:
                 done.set()
             if what == "close":
@@ -256,6 +266,12 @@ class Store:
         try:
             self._write()
             return True
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                log.exception("storing runs")
+            else:   # another process holds the file: expected now and then, retried
+                log.warning("run history %s is locked by another process; retrying", self.path)
+            return False
         except Exception:  # a full disk must not take the server down; keep trying
             log.exception("storing runs")
             return False

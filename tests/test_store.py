@@ -320,3 +320,33 @@ def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path):
         store.close()
     runs, _ = Store(str(tmp_path)).load()
     assert [(r.id, r.state, len(r.output)) for r in runs] == [("rlocked", "finished", 10)]
+
+
+_CLOSER = """
+import sqlite3, sys, time
+from mpdash.state import Hub, Run
+from mpdash.store import DB_NAME, Store
+hub = Hub()
+store = Store(sys.argv[1])
+store.attach(hub)
+other = sqlite3.connect(sys.argv[1] + "/" + DB_NAME, isolation_level=None)
+other.execute("BEGIN IMMEDIATE")          # another process holds the file through the close
+run = Run(id="rclose", lesson="watch", title="t", params={})
+hub.add_run(run)
+hub.add_output(run, 1, "out", "hello", time.time())
+started = time.monotonic()
+store.close()
+print(round(time.monotonic() - started, 1), store._thread.is_alive())
+other.execute("ROLLBACK")
+"""
+
+
+def test_closing_while_another_process_holds_the_file_does_not_crash(tmp_path):
+    """close() used to close the connection under the writer thread still waiting for the
+    lock: the process died of SIGSEGV."""
+    proc = subprocess.run([sys.executable, "-c", _CLOSER, str(tmp_path)], cwd=PROJECT_ROOT,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr.decode()[-2000:])
+    seconds, alive = proc.stdout.decode().split()
+    assert float(seconds) <= 7 and alive == "False"
+    assert b"locked by another process; retrying" in proc.stderr
