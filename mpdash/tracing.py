@@ -541,14 +541,14 @@ class _TaskTap:
     once the lock is free, which a terminating pool never makes it.
     """
 
-    def __init__(self, queue, channel: str, wrap):
+    def __init__(self, queue, channel: str, wrap, send_when_idle: bool = False):
         self._queue, self._channel, self._wrap = queue, channel, wrap
-        # Pool's task queue is a multiprocessing SimpleQueue; thread pools' threads are never
-        # killed with counts in memory, and executors' workers end through their exit hooks.
-        self._poll = getattr(queue, "_poll", None)
-        self._lock = getattr(queue, "_rlock", None)
-        if self._lock is None or not hasattr(queue, "_reader"):
-            self._poll = None
+        # Only a process Pool's task queue (a multiprocessing SimpleQueue): thread pools'
+        # threads are never killed with counts in memory, and executors' workers end through
+        # their exit hooks.
+        self._poll = self._lock = None
+        if send_when_idle and type(queue).__name__ == "SimpleQueue" and hasattr(queue, "_reader"):
+            self._poll, self._lock = queue._poll, queue._rlock
 
     def get(self, *args, **kwargs):
         if self._poll is not None and _traffic and not args and not kwargs:
@@ -607,7 +607,8 @@ def _patch_pool(pool) -> None:
 
     def worker(inqueue, outqueue, *args, **kwargs):
         channel = getattr(inqueue, "_mpdash_pool", None) or _thread_pools.get(inqueue, "Pool")
-        return original_worker(_TaskTap(inqueue, channel, wrap), outqueue, *args, **kwargs)
+        return original_worker(_TaskTap(inqueue, channel, wrap, send_when_idle=True), outqueue,
+                               *args, **kwargs)
 
     # Pickled by reference under spawn: the child must find this very function by name.
     worker.__module__, worker.__qualname__ = pool.__name__, "worker"
@@ -645,8 +646,9 @@ def _patch_pool_ending(pool) -> None:
             return original_set(self, *args, **kwargs)
         return _set
 
-    pool.ApplyResult._set = noting(pool.ApplyResult._set)
-    pool.MapResult._set = noting(pool.MapResult._set)
+    for result in (pool.ApplyResult, pool.MapResult, pool.IMapIterator,
+                   pool.IMapUnorderedIterator):
+        result._set = noting(result._set)
     original_terminate = pool.Pool.terminate
 
     def terminate(self):

@@ -142,7 +142,7 @@ def test_an_interrupted_wait_for_a_task_leaves_the_pool_lock_free(monkeypatch):
     import signal
     import time
     queue = multiprocessing.get_context("fork").SimpleQueue()
-    tap = tracing._TaskTap(queue, "Pool-1", lambda task, channel, poll: task)
+    tap = tracing._TaskTap(queue, "Pool-1", lambda task, channel, poll: task, send_when_idle=True)
     monkeypatch.setattr(tracing, "_pid", os.getpid())
     monkeypatch.setattr(tracing, "_traffic", {"Pool-1": {"bytes": 0, "tasks_ended": 5}})
     monkeypatch.setattr(tracing, "_traffic_since", time.monotonic())   # sent a moment ago
