@@ -246,21 +246,23 @@ class Store:
             except queue.Empty:
                 what, done = "tick", None
             written = self._try_write()
-            if what == "close" and not written:
-                # The last chance to keep what the run did: retry while the caller waits.
-                until = time.monotonic() + CLOSE_PATIENCE
-                while not written and time.monotonic() < until:
-                    time.sleep(0.1)
-                    written = self._try_write()
             if what == "close":
-                # Closed here, by the only thread that uses it: closing it from close()'s
-                # thread while a write is still waiting for a lock crashed the process.
-                self._db.close()
+                self._finish(written)
+                done.set()
+                return
             if done is not None:
                 done.set()
-            if what == "close":
-                return
             next_write = time.monotonic() + FLUSH_PERIOD
+
+    def _finish(self, written: bool) -> None:
+        """The last chance to keep what the runs did: the write is retried while close()
+        waits. Then the connection is closed here, by the only thread that uses it: closing
+        it from close()'s thread while a write still waited for a lock crashed the process."""
+        until = time.monotonic() + CLOSE_PATIENCE
+        while not written and time.monotonic() < until:
+            time.sleep(0.1)
+            written = self._try_write()
+        self._db.close()
 
     def _try_write(self) -> bool:
         try:

@@ -548,7 +548,9 @@ class _TaskTap:
         # their exit hooks.
         self._poll = self._lock = None
         if send_when_idle and type(queue).__name__ == "SimpleQueue" and hasattr(queue, "_reader"):
+            from multiprocessing import queues   # loaded: this worker was started by it
             self._poll, self._lock = queue._poll, queue._rlock
+            self._loads = queues._ForkingPickler.loads
 
     def get(self, *args, **kwargs):
         if self._poll is not None and _traffic and not args and not kwargs:
@@ -583,8 +585,7 @@ class _TaskTap:
         finally:
             if held:
                 lock.release()
-        from multiprocessing import queues   # loaded: this worker was started by it
-        return queues._ForkingPickler.loads(data)
+        return self._loads(data)
 
     def __getattr__(self, name):
         return getattr(self._queue, name)
