@@ -1,4 +1,5 @@
-"""Serve the mpdash dashboard: ``python app.py [--host H] [--port P] [--open] [--hz N] [--data DIR] [--token T]``."""
+"""Serve the mpdash dashboard: ``python app.py [--host H] [--port P] [--open] [--hz N] [--data DIR]
+[--token T] [--allow-host NAME]...``."""
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--token", default=None,
                         help="presenter token (default: $MPDASH_TOKEN, or generated when bound "
                              "to anything but 127.0.0.1/localhost/::1)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests for this host name (repeatable); others "
+                             "than the bound address are refused (DNS rebinding)")
     args = parser.parse_args(argv)
+    from mpdash.web.origin import host_name
+    try:
+        for name in args.allow_host:
+            host_name(name)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not 1 <= args.hz <= 50:
         parser.error("--hz must be between 1 and 50")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
     return args
+
+
+def served_names(args) -> list[str]:
+    """--allow-host, and the --host name itself: the printed URL uses it (``0.0.0.0``, a name)."""
+    from mpdash.web.origin import host_name
+    try:
+        return [host_name(args.host), *args.allow_host]
+    except ValueError:   # not a name a browser could send: binding will say what is wrong
+        return list(args.allow_host)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -76,7 +95,8 @@ def main(argv=None) -> int:
         print(f"error: cannot keep run history in {args.data or DEFAULT_DATA_DIR}: {exc}; "
               f"choose another with --data", file=sys.stderr, flush=True)
         return 2
-    app = create_app(dashboard, {"MPDASH_TOKEN": token} if token else None)
+    config = {"MPDASH_ALLOW_HOSTS": served_names(args)}
+    app = create_app(dashboard, {**config, "MPDASH_TOKEN": token} if token else config)
     socketio = app.extensions["socketio"]
 
     def on_signal(signum, frame):

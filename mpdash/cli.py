@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, default=None, metavar="S",
                        help="stop the program after S seconds (default: no limit)")
     watch.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
+    watch.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests for this host name (repeatable; DNS rebinding)")
     watch.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
                        help="the program and its arguments, after --")
     return parser
@@ -131,10 +133,17 @@ def cmd_watch(args) -> int:
     if not 0 <= args.port <= 65535:
         print("error: --port must be between 0 and 65535", file=sys.stderr)
         return EXIT_BAD_ARGS
+    from mpdash.web.origin import host_name
+    try:
+        for name in args.allow_host:
+            host_name(name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_ARGS
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return watch(args.program, port=args.port, open_browser=args.open, exit_when_done=args.exit,
                  as_json=args.json, data_dir=args.data or DEFAULT_DATA_DIR,
-                 timeout=args.timeout, hz=args.hz)
+                 timeout=args.timeout, hz=args.hz, allow_hosts=args.allow_host)
 
 
 def _printer(dash):

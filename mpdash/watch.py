@@ -119,7 +119,7 @@ def _program_exists(argv0: str) -> bool:
 
 def watch(command: list[str], port: int = 5000, host: str = "127.0.0.1", open_browser: bool = False,
           exit_when_done: bool = False, as_json: bool = False, data_dir: str | None = DEFAULT_DATA_DIR,
-          timeout: float | None = None, hz: float = 10.0) -> int:
+          timeout: float | None = None, hz: float = 10.0, allow_hosts=()) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -151,7 +151,8 @@ def watch(command: list[str], port: int = 5000, host: str = "127.0.0.1", open_br
             # find out first, so the message names --port and the status is 2, as documented.
             with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
                 probe.bind((host, port))
-            server = make_server(host, port, create_app(dash), threaded=True)
+            app = create_app(dash, {"MPDASH_ALLOW_HOSTS": list(allow_hosts)})
+            server = make_server(host, port, app, threaded=True)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 _say(f"error: port {port} on {host} is already in use; choose another with --port")
