@@ -51,7 +51,7 @@ class Engine:
         self._reactor = Reactor(tick=lambda: finishing.tick(self._core),
                                 idle=lambda: not self._core.live)
         self._core = Core(
-            hub=hub, reactor=self._reactor, cgroups=Cgroups(enabled=cgroups), python=python,
+            hub=hub, reactor=self._reactor, cgroups=Cgroups(enabled=cgroups),
             server_pid=os.getpid(), tmp=tmp,
             # Every process of every run carries this in its environment: how the watchdog
             # (and orphan discovery) tell this engine's processes from anyone else's.

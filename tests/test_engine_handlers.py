@@ -42,7 +42,7 @@ def rig():
     hub.subscribe(lambda name, payload: published.append((name, payload)))
     main, worker = _sleeper(), _sleeper()
     core = Core(hub=hub, reactor=FakeReactor(), cgroups=Cgroups(enabled=False),
-                python=sys.executable, server_pid=os.getpid(), tmp="/nonexistent",
+                server_pid=os.getpid(), tmp="/nonexistent",
                 marker="MPDASH_ENGINE=test", on_birth=lambda run, pid: None,
                 on_death=lambda run, pid: None, on_finish=lambda run: None)
     run = Run(id="rtest", lesson="x", title="x", params={})
@@ -216,3 +216,26 @@ def test_a_connection_skips_what_it_cannot_use_and_keeps_the_rest(rig):
     finally:
         ours.close()
         theirs.close()
+
+
+def _documented(heading_or_event: str) -> set[str]:
+    """Field names docs/API.md gives for the Proc record, or for the ``proc`` message."""
+    import pathlib
+    import re
+    text = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "API.md").read_text()
+    if heading_or_event == "Proc":
+        body = text.split("### Proc\n", 1)[1].split("}", 1)[0]
+    else:
+        body = text.split("| `proc` | `{", 1)[1].split("}", 1)[0]
+    return set(re.findall(r"([a-z_]+)(?::[^,]*)?(?:,|$)", body.replace("\n", " ").strip("{` ")))
+
+
+def test_a_process_record_and_its_message_have_the_documented_shape():
+    from mpdash.state import Proc
+    proc = Proc(pid=7, ppid=1, name="W", started_at=1.0, ended_at=2.0, exitcode=0, end="exit")
+    assert set(proc.to_json()) == _documented("Proc")
+    assert Proc.from_json(proc.to_json()) == proc          # what the store writes, it reads back
+    exit_msg = proc.message("rX", "exit")
+    assert set(exit_msg) == _documented("proc") | {"seq"} and exit_msg["t"] == 2.0
+    assert proc.message("rX", "start")["t"] == 1.0
+    assert proc["role"] == "worker" and proc.get("nope", 5) == 5   # analyses read it by key

@@ -47,7 +47,6 @@ class Core:
     hub: Hub
     reactor: Reactor
     cgroups: Cgroups
-    python: str
     server_pid: int
     tmp: str                     # private folder of the runs' sockets
     marker: str                  # NAME=token in every run process's environment

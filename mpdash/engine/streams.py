@@ -8,7 +8,7 @@ import time
 
 from mpdash import protocol
 from mpdash.engine import handlers
-from mpdash.engine.context import CONN, PIPE, Core, LiveRun
+from mpdash.engine.context import CONN, Core, LiveRun
 
 log = logging.getLogger(__name__)
 _CHUNK = 65536
