@@ -13,7 +13,8 @@ import os
 import sqlite3
 import time
 
-from mpdash.state import Run
+from mpdash import procfs
+from mpdash.state import Proc, Run
 
 __all__ = ["HistoryFile", "DB_NAME", "CRASHED_ERROR", "is_busy", "identity_of", "process_identity"]
 
@@ -56,12 +57,8 @@ def _dumps(value) -> str:
 
 def process_identity(pid: int) -> str:
     """``pid:start-time``: names a process for as long as it lives, even if its pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return f"{pid}:{int(data[data.rfind(b')') + 2:].split()[19])}"
-    except (OSError, IndexError, ValueError):
-        return f"{pid}:?"
+    stat = procfs.read_stat(pid)
+    return f"{pid}:{stat.start_ticks}" if stat is not None else f"{pid}:?"
 
 
 def _alive(owner: str) -> bool:
@@ -222,9 +219,9 @@ class HistoryFile:
         for run_id, data in db.execute("SELECT run, data FROM procs ORDER BY run, ord"):
             run = runs.get(run_id)
             if run is not None:
-                proc = json.loads(data)
-                run.processes[proc["pid"]] = proc
-                max_seq = max(max_seq, proc["seq"])
+                proc = Proc.from_json(json.loads(data))
+                run.processes[proc.pid] = proc
+                max_seq = max(max_seq, proc.seq)
         for run_id, seq, t, pid, stream, text in db.execute(
                 "SELECT run, seq, t, pid, stream, text FROM lines ORDER BY run, seq"):
             run = runs.get(run_id)
@@ -248,22 +245,22 @@ class HistoryFile:
     def _mark_crashed(self, run: Run) -> None:
         """Write back a run the previous server left live, as failed, with its end known."""
         times = [run.started_at]
-        times += [p["started_at"] for p in run.processes.values() if p.get("started_at")]
-        times += [p["ended_at"] for p in run.processes.values() if p.get("ended_at")]
+        times += [p.started_at for p in run.processes.values() if p.started_at]
+        times += [p.ended_at for p in run.processes.values() if p.ended_at]
         for items in (run.output, run.events, run.frames):
             if items:
                 times.append(items[-1]["t"])
         run.state, run.ended_at, run.error = "failed", max(times), CRASHED_ERROR
         for proc in run.processes.values():
-            if proc["ended_at"] is None:
-                proc.update(ended_at=run.ended_at, end="killed")
+            if proc.ended_at is None:
+                proc.ended_at, proc.end = run.ended_at, "killed"
         db = self.db
         db.execute("BEGIN")
         try:
             db.execute("UPDATE runs SET state = ?, summary = ? WHERE id = ?",
                        (run.state, _dumps(run.summary()), run.id))
             db.executemany("UPDATE procs SET data = ? WHERE run = ? AND pid = ?",
-                           [(_dumps(p), run.id, p["pid"]) for p in run.processes.values()])
+                           [(_dumps(p.to_json()), run.id, p.pid) for p in run.processes.values()])
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)

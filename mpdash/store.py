@@ -246,30 +246,36 @@ class Store:
             # A new file holds none of our runs: every run of the hub is written to it (but
             # those already given up: that count was said, and it stays true).
             self._file_identity = self._file.identity
-            with self._hub.lock:
-                self._marks.clear()
-                self._dirty |= set(self._hub.runs) - self._given_up
+            self._hub.atomic(self._copy_all_again)
+
+    def _copy_all_again(self) -> None:
+        self._marks.clear()
+        self._dirty |= set(self._hub.runs) - self._given_up
 
     def _pending(self) -> set[str]:
         """Runs with changes the file does not have yet."""
-        hub = self._hub
-        with hub.lock:
-            return {r for r in self._dirty | self._live if r in hub.runs}
+        return self._hub.atomic(
+            lambda: {r for r in self._dirty | self._live if r in self._hub.runs})
+
+    def _bound_pending(self) -> set[str]:
+        """Give up the oldest finished runs past ``max_pending_runs`` (never a live one); the
+        runs still owed to the file."""
+        runs = self._hub.runs
+        pending = {r for r in self._dirty | self._live if r in runs}
+        over = len(pending) - self.max_pending_runs
+        if over > 0:
+            finished = sorted((runs[r] for r in pending if not runs[r].live),
+                              key=lambda run: (run.started_at, run.id))
+            for run in finished[:over]:
+                self._dirty.discard(run.id)
+                self._given_up.add(run.id)
+                pending.discard(run.id)
+        return pending
 
     def _failed(self, exc: Exception) -> None:
         known = describe_failure(exc, self.folder)
         reason = known or f"{type(exc).__name__}: {exc}"[:200]
-        hub = self._hub
-        with hub.lock:
-            pending = self._pending()
-            over = len(pending) - self.max_pending_runs
-            if over > 0:   # the oldest finished runs first; a live one is never given up
-                finished = sorted((hub.runs[r] for r in pending if not hub.runs[r].live),
-                                  key=lambda run: (run.started_at, run.id))
-                for run in finished[:over]:
-                    self._dirty.discard(run.id)
-                    self._given_up.add(run.id)
-                    pending.discard(run.id)
+        pending = self._hub.atomic(self._bound_pending)
         if reason != self._error:
             log.warning("run history in %s cannot be written: %s; runs are kept in memory and "
                         "written when it works again", self.folder, reason,
@@ -290,41 +296,41 @@ class Store:
         if status == self._status:
             return
         self._status = status
-        hub = self._hub
-        with hub.lock:
-            hub.publish("history", {"seq": hub.next_seq(), **status})
+        self._hub.announce("history", status)
 
     def _copy(self) -> tuple[list[tuple], list[str], int, dict[str, int]]:
         """Under the hub lock: what each changed run gained since its last copy, the runs
         deleted since, the hub's seq (everything up to it is in the copy), and each copied
         run's previous mark (to copy it again if the write fails)."""
+        return self._hub.atomic(self._copy_changes)
+
+    def _copy_changes(self) -> tuple[list[tuple], list[str], int, dict[str, int]]:
         hub = self._hub
         copies = []
         previous: dict[str, int] = {}
-        with hub.lock:
-            now = hub.seq
-            run_ids, self._dirty = self._dirty | self._live, set()
-            deleted, self._deleted = self._deleted, []
-            for run_id in run_ids:
-                run = hub.runs.get(run_id)
-                if run is None:
-                    continue
-                mark = self._marks.get(run_id, 0)
-                procs = [(order, dict(p)) for order, p in enumerate(run.processes.values())
-                         if p["seq"] > mark]     # order: births, as the live run lists them
-                # Where a bounded deque has dropped its oldest items, the file drops them too.
-                oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
-                          for name, items in (("lines", run.output), ("events", run.events),
-                                              ("frames", run.frames))}
-                copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
-                               _newer(run.output, mark), _newer(run.events, mark),
-                               _newer(run.frames, mark), oldest))
-                previous[run_id] = mark
-                self._marks[run_id] = now
-                if run.live:
-                    self._live.add(run_id)
-                else:
-                    self._live.discard(run_id)
+        now = hub.seq
+        run_ids, self._dirty = self._dirty | self._live, set()
+        deleted, self._deleted = self._deleted, []
+        for run_id in run_ids:
+            run = hub.runs.get(run_id)
+            if run is None:
+                continue
+            mark = self._marks.get(run_id, 0)
+            procs = [(order, p.to_json()) for order, p in enumerate(run.processes.values())
+                     if p.seq > mark]     # order: births, as the live run lists them
+            # Where a bounded deque has dropped its oldest items, the file drops them too.
+            oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
+                      for name, items in (("lines", run.output), ("events", run.events),
+                                          ("frames", run.frames))}
+            copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
+                           _newer(run.output, mark), _newer(run.events, mark),
+                           _newer(run.frames, mark), oldest))
+            previous[run_id] = mark
+            self._marks[run_id] = now
+            if run.live:
+                self._live.add(run_id)
+            else:
+                self._live.discard(run_id)
         return copies, deleted, now, previous
 
     def _write(self) -> None:
@@ -337,19 +343,23 @@ class Store:
         except BaseException:
             # Nothing of it was written (the transaction rolled back): copy it all again next
             # time, so a lock held too long or a full disk delays rows but loses none.
-            with self._hub.lock:
-                self._marks.update(previous)
-                self._dirty |= set(previous)
-                self._deleted[:0] = deleted
+            self._hub.atomic(self._copy_again, previous, deleted)
             raise
-        with self._hub.lock:
-            for run_id in deleted:
-                self._marks.pop(run_id, None)
-                self._live.discard(run_id)
+        self._hub.atomic(self._forget, deleted)
         self._written_seq = seq
         self.batches += 1
         self.rows += rows
         self.write_seconds += time.perf_counter() - started
+
+    def _copy_again(self, previous: dict[str, int], deleted: list[str]) -> None:
+        self._marks.update(previous)
+        self._dirty |= set(previous)
+        self._deleted[:0] = deleted
+
+    def _forget(self, deleted: list[str]) -> None:
+        for run_id in deleted:
+            self._marks.pop(run_id, None)
+            self._live.discard(run_id)
 
     def size_bytes(self) -> int:
         return self._file.size_bytes() if self._file is not None else 0
