@@ -189,6 +189,8 @@ def serve(args, during: Callable[[Served], int] | None = None) -> int:
         thread.start()
         try:
             return during(served)
+        except KeyboardInterrupt:   # one that ``during`` left to us: what a shell reports
+            return 128 + signal.SIGINT
         finally:
             served.server.shutdown()
             thread.join(timeout=5)
