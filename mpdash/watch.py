@@ -165,8 +165,7 @@ def _watch_run(served, command: list[str], args) -> int:
             else:
                 dash.engine.stop(run.id, reason="stopped from the terminal (Ctrl-C)")
     echo.close()
-    with dash.hub.lock:
-        data = run.to_json()
+    data = dash.hub.snapshot(run)
     status = exit_status(data)
     say(f"{shlex.join(command)} ended: {data['state']}, exit status {status}, "
          f"{len(data['processes'])} processes, {data['duration']:.2f} s")
