@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["PACKAGE_DIR", "PROJECT_ROOT", "INSTALLED", "TEMPLATES_DIR", "STATIC_DIR",
-           "default_data_dir"]
+__all__ = ["PACKAGE_DIR", "PROJECT_ROOT", "BOOT_DIR", "INSTALLED", "TEMPLATES_DIR",
+           "STATIC_DIR", "default_data_dir"]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-# The directory that contains the package: what a run's PYTHONPATH needs to import mpdash.
+# The directory that contains the package (the checkout, or site-packages): with BOOT_DIR, what
+# a run's PYTHONPATH needs for the probe to load in every process of the run.
 PROJECT_ROOT = os.path.dirname(PACKAGE_DIR)
+BOOT_DIR = os.path.join(PACKAGE_DIR, "_boot")
 INSTALLED = os.path.isdir(os.path.join(PACKAGE_DIR, "static"))
 _ASSETS = PACKAGE_DIR if INSTALLED else PROJECT_ROOT
 TEMPLATES_DIR = os.path.join(_ASSETS, "templates")
