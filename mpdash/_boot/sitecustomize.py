@@ -1,16 +1,14 @@
 """Loaded by every Python process of an mpdash run (this folder is on the run's PYTHONPATH).
 
-It hooks the process into its run (see mpdash/probe.py) before any user or lesson code runs, so
-spawn and forkserver children are traced like forked ones, with no edit of the program.
+It hooks the process into its run (see mpdash/inrun/lifecycle.py) before any user or lesson
+code runs, so spawn and forkserver children are traced like forked ones, with no edit of the
+program.
 """
-import os
+try:
+    from mpdash.inrun import lifecycle
 
-if os.environ.get("MPDASH_EVENTS"):
-    try:
-        from mpdash import probe
+    lifecycle.install()   # nothing but an environment check when not inside a run
+except Exception as exc:  # never stop the user's program because the probe failed
+    import sys
 
-        probe.install()
-    except Exception as exc:  # never stop the user's program because the probe failed
-        import sys
-
-        sys.__stderr__.write(f"mpdash: probe not installed: {exc!r}\n")
+    sys.__stderr__.write(f"mpdash: probe not installed: {exc!r}\n")
