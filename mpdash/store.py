@@ -35,14 +35,10 @@ from mpdash.historyfile import (CRASHED_ERROR, DB_NAME, HistoryFile, identity_of
                                 process_identity)
 from mpdash.state import Hub, Run
 
-__all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "DEFAULT_DATA_DIR", "NO_HISTORY"]
+__all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "NO_HISTORY"]
 
 log = logging.getLogger(__name__)
 
-# instance/ of the mpdash checkout, whatever the current directory: the server and `watch`
-# started from anywhere share one history.
-DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "instance")
 FLUSH_PERIOD = 0.25      # s: at most this much of a live run is lost if the server is killed
 RETRY_PERIOD = 1.0       # s: while writing fails (each try copies every pending run again)
 CLOSE_PATIENCE = 3.0     # s: retries of a write locked out by another process at close

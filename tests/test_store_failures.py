@@ -191,9 +191,11 @@ def test_stopped_while_the_disk_is_full_says_how_many_runs_are_lost(small_tmpfs)
     assert len(lost_line) == 1 and "the disk is full" in lost_line[0], err[-2000:]
     lost = int(lost_line[0].split("mpdash.store: ")[1].split()[0])
     assert "Traceback" not in err and err.count("cannot be written") == 1, err[-2000:]
-    # A run the disk filled in the middle of is kept as far as it was written, and counted.
+    # A run the disk filled in the middle of is kept as far as it was written, and counted; so
+    # is one whose every line is on disk but not a change that came after (a process's exit).
+    grow(small_tmpfs)   # reading back marks a run cut short as failed: that is a write
     complete = [n for n in stored(small_tmpfs).values() if n == 2 * LINES]
-    assert len(complete) + lost == total
+    assert total - len(complete) <= lost <= total
 
 
 def _answers(url: str) -> bool:
