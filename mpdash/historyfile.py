@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS frames (
 """
 _TABLES = ("runs", "procs", "lines", "events", "frames")
 _SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "state", "started_at",
-                   "ended_at", "result", "findings", "error", "seq", "time_limit")
+                   "ended_at", "result", "findings", "error", "seq", "time_limit",
+                   "process_limit", "rss_limit", "cwd", "source")
 
 
 def _dumps(value) -> str:
@@ -258,7 +259,7 @@ class HistoryFile:
         db.execute("BEGIN")
         try:
             db.execute("UPDATE runs SET state = ?, summary = ? WHERE id = ?",
-                       (run.state, _dumps(run.summary()), run.id))
+                       (run.state, _dumps(run.record()), run.id))
             db.executemany("UPDATE procs SET data = ? WHERE run = ? AND pid = ?",
                            [(_dumps(p.to_json()), run.id, p.pid) for p in run.processes.values()])
             db.execute("COMMIT")

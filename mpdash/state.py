@@ -43,6 +43,8 @@ class Limits:
     # Kernel cap per run where cgroups are on (pids.max). It counts threads too, so it sits well
     # above max_processes: it is there to stop a fork bomb dead, the process limit to explain it.
     run_tasks: int = 512
+    # A watched program's pids.max: max(run_tasks, this x its process limit) (engine.limits).
+    tasks_per_process: int = 8
 
     def to_json(self) -> dict:
         return {"max_runs": self.max_runs, "max_processes": self.max_processes,
@@ -101,6 +103,8 @@ class Run:
     params: dict
     kind: str = "lesson"               # "lesson" or "watch"
     command: list | None = None        # watch: the user's command line
+    cwd: str | None = None             # watch: the folder the program ran in
+    source: dict | None = None         # watch: {path, text, truncated} of the script it ran
     state: str = "starting"
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -115,6 +119,8 @@ class Run:
     marks: list = field(default_factory=list)               # (t, label, detail) from ctx.mark
     output_dropped: int = 0
     time_limit: float | None = None
+    process_limit: int | None = None   # live processes; a lesson's counts every lesson's
+    rss_limit: int | None = None       # bytes of RSS summed over the run; None: no limit
     # Engine-side bookkeeping, never sent.
     main_pid: int | None = None
     stop_reason: str | None = None     # set once Stop or a limit decided to end the run
@@ -135,13 +141,20 @@ class Run:
             "duration": (self.ended_at or time.time()) - self.started_at,
             "result": self.result, "findings": self.findings, "error": self.error,
             "seq": self.seq, "process_count": len(self.processes),
-            "time_limit": self.time_limit,
+            "time_limit": self.time_limit, "process_limit": self.process_limit,
+            "rss_limit": self.rss_limit, "cwd": self.cwd,
         }
+
+    def record(self) -> dict:
+        """What the history keeps of the run besides its details: the summary plus the source
+        (kept out of the summary, which every viewer receives for every run)."""
+        return {**self.summary(), "source": self.source}
 
     def to_json(self, since: int = 0) -> dict:
         """The contract's Run; with ``since``, only what changed after that seq. Callers outside
         the Hub use ``Hub.snapshot``, which takes the lock around this."""
         data = self.summary()
+        data["source"] = self.source
         data["since"] = since
         data["processes"] = [p.to_json() for p in self.processes.values() if p.seq > since]
         data["output"] = [l for l in self.output if l["seq"] > since]
