@@ -1,6 +1,6 @@
 // The lesson list (grouped by tutorial section, plus the §11 summary map) and the parameter
 // form generated from the selected lesson's Param specs.
-import { store, invalidate } from "./store.js";
+import { store, invalidate, selectRun } from "./store.js";
 import { el, $ } from "./util.js";
 
 export const SUMMARY_ID = "summary";
@@ -33,6 +33,9 @@ export function lessonOrder() {
 export function selectLesson(id) {
   if (id !== SUMMARY_ID && !store.lessonById.has(id)) return;
   store.selectedLesson = id;
+  // A lesson picked while a watched program is shown: the lesson's code and question, never
+  // beside the program's run (which stays in the run list).
+  if (store.runs.get(store.selectedRun)?.kind === "watch") selectRun(null, { follow: true });
   invalidate();
 }
 
@@ -197,14 +200,18 @@ export function render() {
     if (b.dataset.lessonId === id) b.setAttribute("aria-current", "true");
     else b.removeAttribute("aria-current");
   }
-  if (id === lastLesson) return;
-  lastLesson = id;
-  const summary = id === SUMMARY_ID;
+  // A watched program shown: the header is its own (its command is under it, program.js).
+  const shown = store.selectedRun ? store.runs.get(store.selectedRun) : null;
+  const watched = shown && shown.kind === "watch" ? shown : null;
+  const key = watched ? `watch:${watched.id}:${watched.title}` : id;
+  if (key === lastLesson) return;
+  lastLesson = key;
+  const summary = id === SUMMARY_ID && !watched;
   const lesson = store.lessonById.get(id);
   $("summary-card").hidden = !summary;
   $("lesson-card").hidden = summary;
-  $("lesson-title").textContent = summary ? "Which lesson shows what" : lesson ? lesson.title : "";
-  $("lesson-section").textContent = summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : "";
+  $("lesson-title").textContent = watched ? watched.title || "a program" : summary ? "Which lesson shows what" : lesson ? lesson.title : "";
+  $("lesson-section").textContent = watched ? "watched program" : summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : "";
   if (!summary && formFor !== id) {
     formFor = id;
     renderForm(lesson);

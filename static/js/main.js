@@ -12,6 +12,8 @@ import * as output from "./output.js";
 import * as code from "./code.js";
 import * as runs from "./runs.js";
 import * as history from "./history.js";
+import * as program from "./program.js";
+import * as pythons from "./pythons.js";
 import { $ } from "./util.js";
 
 let httpRole = null;
@@ -38,7 +40,7 @@ async function start() {
   controls.init();
   charts.init();
   runs.init();
-  for (const panel of [catalog, controls, code, runs, charts, tree, timeline, messages, output, history]) onDraw(panel.render);
+  for (const panel of [catalog, controls, program, pythons, code, runs, charts, tree, timeline, messages, output, history]) onDraw(panel.render);
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store };
   const [system] = await Promise.all([
