@@ -152,6 +152,7 @@ def user():
         subprocess.run(["chmod", "-R", "a+rX", base], check=True, timeout=60)
         env = User(prefix, "", root, entry.pw_uid, home, True).env()
         python = _user_python(prefix, base, env)
+        print(f"\nthe server runs as {USER} (uid {entry.pw_uid}) with {python}, from {root}")
         yield User(prefix, python, root, entry.pw_uid, home, switched=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -68,7 +68,7 @@ def test_a_pool_of_70_is_watched_to_its_end_not_killed(tmp_path):
     # Findings from the run's own records, consistent with its processes and events.
     procs = _finding(run, "processes")
     assert procs["value"] == len(run["processes"]) >= 71
-    assert "70 worker" in procs["text"] and "1 main" in procs["text"]
+    assert "70 workers" in procs["text"] and "1 main" in procs["text"]
     ends = _finding(run, "ends")
     assert sum(ends["value"].values()) == len(run["processes"])
     exited_0 = sum(1 for p in run["processes"] if p["end"] == "exit" and p["exitcode"] == 0)

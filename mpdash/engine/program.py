@@ -81,6 +81,9 @@ def read_source(argv: list[str], cwd: str, env: dict | None = None) -> dict | No
     return {"path": path, "text": data.decode("utf-8", errors="replace"), "truncated": truncated}
 
 
+_ROLES_PLURAL = {"main": "mains", "child": "children"}
+
+
 def _plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
@@ -108,7 +111,8 @@ def findings(run: Run) -> list[dict]:
         roles[p.role] = roles.get(p.role, 0) + 1
     out = [{"key": "processes", "value": len(procs), "unit": None,
             "text": f"The program ran {_plural(len(procs), 'process', 'processes')}: "
-                    + ", ".join(f"{n} {role}" for role, n in sorted(roles.items()))
+                    + ", ".join(_plural(n, role, _ROLES_PLURAL.get(role))
+                                for role, n in sorted(roles.items()))
                     + f"; at most {peak_alive(procs)} alive at once."}]
     ends: dict[str, int] = {}
     for p in procs:
@@ -126,11 +130,11 @@ def findings(run: Run) -> list[dict]:
     if tasks:
         pids = sorted(tasks)
         counts = [tasks[pid] for pid in pids]
-        per = ", ".join(f"{pid}: {tasks[pid]}" for pid in pids)
+        per = ", ".join(f"{pid} ran {tasks[pid]}" for pid in pids)
         out.append({"key": "tasks_per_worker", "value": dict(zip(map(str, pids), counts)),
                     "unit": None,
-                    "text": f"{_plural(sum(counts), 'task')} ran on {_plural(len(pids), 'process', 'processes')}"
-                            f" (fewest {min(counts)}, most {max(counts)}): {per}."})
+                    "text": f"{_plural(sum(counts), 'task')} ran on "
+                            f"{_plural(len(pids), 'process', 'processes')}: {per}."})
     return out
 
 
