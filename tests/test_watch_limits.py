@@ -159,3 +159,21 @@ def test_a_big_source_is_cut_at_a_line_and_says_so(tmp_path):
     assert source["truncated"] and source["path"] == str(tmp_path / "big.py")
     assert len(source["text"].encode()) <= program.MAX_SOURCE_BYTES
     assert source["text"].endswith("\n") and set(source["text"].splitlines()) == {line[:-1]}
+
+
+def test_the_program_as_shown_is_kept_in_the_history(tmp_path):
+    """cwd, source and limits survive a restart; summaries (lists, run messages) stay small."""
+    data = str(tmp_path / "data")
+    script = os.path.join(SCRIPTS, "pool_map.py")
+    with Dashboard(data_dir=data) as dash:
+        run = dash.engine.start_command([sys.executable, script], cwd=str(tmp_path),
+                                        max_procs=40, max_rss=3 << 30)
+        dash.engine.wait(run.id, timeout=30)
+        before = dash.hub.snapshot(run)
+        assert "source" not in run.summary() and "source" not in dash.hub.summaries()[0]
+    with Dashboard(data_dir=data) as dash:
+        after = dash.hub.snapshot(dash.hub.get(run.id))
+    for key in ("cwd", "source", "process_limit", "rss_limit", "time_limit", "findings"):
+        assert after[key] == before[key], key
+    assert after["source"]["path"] == script and after["process_limit"] == 40
+    assert_none_left(os.getpid())
