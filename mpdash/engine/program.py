@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 
 from mpdash.state import Run
 
@@ -82,19 +83,35 @@ def read_source(argv: list[str], cwd: str, env: dict | None = None) -> dict | No
 
 
 _ROLES_PLURAL = {"main": "mains", "child": "children"}
+_ROLES = ("main", "worker", "child", "helper")
+
+
+def _role_order(item):
+    return (_ROLES.index(item[0]) if item[0] in _ROLES else len(_ROLES), item[0])
 
 
 def _plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 's'}"
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+# How each end kind reads with its signal: a crash is a signal nobody in the run sent.
+_BY_SIGNAL = {"crash": "died of", "terminated": "terminated by", "killed": "killed by"}
+
+
 def _how(proc) -> str:
-    """One process's end in words (the contract's end kinds)."""
+    """One process's end in words (the contract's end kinds, with the code or signal)."""
     end, code = proc.end, proc.exitcode
-    if end == "exit":
+    if code is not None and code < 0:
+        return f"{_BY_SIGNAL.get(end, 'ended by')} {_signal_name(-code)}"
+    if end == "exit" or (end == "crash" and code is not None):
         return f"exited with code {code}"
-    if end in ("crash", "terminated", "killed") and code is not None and code < 0:
-        return f"{end} (signal {-code})"
     if end == "unknown":
         return "reaped by its parent (end unknown)"
     return end or "still running"
@@ -112,7 +129,7 @@ def findings(run: Run) -> list[dict]:
     out = [{"key": "processes", "value": len(procs), "unit": None,
             "text": f"The program ran {_plural(len(procs), 'process', 'processes')}: "
                     + ", ".join(_plural(n, role, _ROLES_PLURAL.get(role))
-                                for role, n in sorted(roles.items()))
+                                for role, n in sorted(roles.items(), key=_role_order))
                     + f"; at most {peak_alive(procs)} alive at once."}]
     ends: dict[str, int] = {}
     for p in procs:
