@@ -36,9 +36,10 @@ def new_run_id() -> str:
 @dataclass
 class Limits:
     max_runs: int = 4                  # concurrent runs
-    max_processes: int = 64            # live processes over all runs, helpers included
-    run_seconds: float = 120.0         # per lesson run (watch: none unless --timeout)
-    run_rss_bytes: int = 2 << 30       # RSS summed over one run's processes
+    # A lesson's limits; a watched program has its own (engine/limits.py, watch --max-procs...).
+    max_processes: int = 64            # live processes over all lesson runs, helpers included
+    run_seconds: float = 120.0         # per lesson run
+    run_rss_bytes: int = 2 << 30       # RSS summed over one lesson run's processes
     stop_grace: float = 1.0            # SIGTERM, then SIGKILL after this long
     # Kernel cap per run where cgroups are on (pids.max). It counts threads too, so it sits well
     # above max_processes: it is there to stop a fork bomb dead, the process limit to explain it.

@@ -150,8 +150,8 @@ def user():
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 shutil.copy2(src, dst)
         subprocess.run(["chmod", "-R", "a+rX", base], check=True, timeout=60)
-        env = User(prefix, "", root, entry.pw_uid, home, True).env()
-        python = _user_python(prefix, base, env)
+        probe = User(prefix, None, root, entry.pw_uid, home, switched=True)
+        python = _user_python(prefix, base, probe.env())
         print(f"\nthe server runs as {USER} (uid {entry.pw_uid}) with {python}, from {root}")
         yield User(prefix, python, root, entry.pw_uid, home, switched=True)
     finally:
