@@ -206,3 +206,16 @@ def test_every_end_is_said_in_words_from_the_run(tmp_path):
                     "terminated by SIGTERM": 1, "died of SIGKILL": 1}, ends
     assert _finding(data, "processes")["text"].startswith("The program ran 5 processes: 1 main, 4 workers;")
     assert_none_left(os.getpid())
+
+
+def test_a_module_run_with_dash_m_shows_its_own_source():
+    """``python -m tutorial_pkg`` from its folder: the source is the package's __main__.py."""
+    with Dashboard() as dash:
+        run = dash.engine.start_command([sys.executable, "-m", "tutorial_pkg"], cwd=SCRIPTS)
+        dash.engine.wait(run.id, timeout=30)
+        data = dash.hub.snapshot(run)
+    main = os.path.join(SCRIPTS, "tutorial_pkg", "__main__.py")
+    assert data["state"] == "finished" and data["cwd"] == SCRIPTS
+    with open(main) as f:
+        assert data["source"] == {"path": main, "text": f.read(), "truncated": False}
+    assert_none_left(os.getpid())
