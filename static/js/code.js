@@ -81,6 +81,7 @@ function renderAnswer(view) {
     el("span", { class: "sub" }, ` ${paramsText(rec.params)}`),
     rec.ended_at ? el("span", { class: "sub num" }, ` · ${fmtDuration(rec.ended_at - rec.started_at)}`) : null].filter(Boolean));
   const result = $("result");
+  result.dataset.kind = rec.kind || "lesson";
   if (view.replaying) {
     result.textContent = "";
     result.dataset.pending = "replay";
