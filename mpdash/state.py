@@ -146,11 +146,6 @@ class Run:
             "rss_limit": self.rss_limit, "cwd": self.cwd,
         }
 
-    def record(self) -> dict:
-        """What the history keeps of the run besides its details: the summary plus the source
-        (kept out of the summary, which every viewer receives for every run)."""
-        return {**self.summary(), "source": self.source}
-
     def to_json(self, since: int = 0) -> dict:
         """The contract's Run; with ``since``, only what changed after that seq. Callers outside
         the Hub use ``Hub.snapshot``, which takes the lock around this."""
