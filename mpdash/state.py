@@ -111,6 +111,7 @@ class Run:
     ended_at: float | None = None
     result: object = None
     findings: list = field(default_factory=list)
+    pools: list = field(default_factory=list)             # mpdash/pools.py, at the run's end
     error: str | None = None
     seq: int = 0
     processes: dict = field(default_factory=dict)          # pid -> Proc
@@ -138,7 +139,8 @@ class Run:
             "kind": self.kind, "command": self.command, "state": self.state,
             "started_at": self.started_at, "ended_at": self.ended_at,
             "duration": (self.ended_at or time.time()) - self.started_at,
-            "result": self.result, "findings": self.findings, "error": self.error,
+            "result": self.result, "findings": self.findings, "pools": self.pools,
+            "error": self.error,
             "seq": self.seq, "process_count": len(self.processes),
             "time_limit": self.time_limit,
         }

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+from mpdash import pools as pool_insights
 from mpdash import procfs
 from mpdash.engine import reaping, stopping, streams
 from mpdash.engine.context import Core, LiveRun
@@ -107,10 +108,25 @@ def finish(core: Core, live: LiveRun) -> None:
             hub.add_findings(run, hub.atomic(live.analyze, run) or [])
         except Exception:
             log.exception("analysis of run %s", run.id)
+    pools = _pool_insights(hub, run)
     del core.live[run.id]
     core.strays_until = time.monotonic() + STRAYS_AFTER
     reaping.reap_strays(core)
-    hub.set_state(run, state, ended_at=time.time(), error=error)
+    hub.set_state(run, state, ended_at=time.time(), error=error, pools=pools)
     for fut in live.waiters:
         if not fut.done():
             fut.set_result(run)
+
+
+def _pool_insights(hub, run) -> list:
+    """Every pool of the run (docs/API.md ``Pool``) and its findings, whatever the run's end:
+    a stopped run's pool still had workers. Computed on copies, outside the Hub's lock."""
+    try:
+        events, processes, frames = hub.atomic(
+            lambda: (list(run.events), dict(run.processes), list(run.frames)))
+        pools, found = pool_insights.insights(events, processes, frames)
+        hub.add_findings(run, found)
+        return pools
+    except Exception:
+        log.exception("pool insights of run %s", run.id)
+        return []
