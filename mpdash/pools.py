@@ -21,9 +21,10 @@ DETAIL = 200          # characters of a task's description kept (a bounded repr)
 
 
 def _kind(channel) -> str | None:
+    """Only pools' channels carry task events; a subclass's pool is named after its class."""
     if not isinstance(channel, str):
         return None
-    return KINDS.get(channel.split("-", 1)[0])
+    return KINDS.get(channel.split("-", 1)[0], "Pool")
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -55,7 +56,9 @@ class _Pool:
         self.overheads: list[tuple[float, int]] = []     # (waiting s, tasks) of summaries
 
     def worker(self, event) -> _Worker:
-        thread = event.get("tid") if self.kind == "ThreadPool" else None
+        thread = event.get("tid")
+        if thread is not None:     # only a ThreadPool's tasks say which thread ran them
+            self.kind = "ThreadPool"
         key = (event.get("pid"), thread)
         found = self.workers.get(key)
         if found is None:

@@ -114,6 +114,9 @@ def test_every_pool_of_a_watched_program_is_in_the_run_and_its_history(tmp_path)
     assert set(by_kind) == {"Pool", "ThreadPool", "ProcessPoolExecutor"}, data["pools"]
     assert by_kind["Pool"]["tasks"] == 12 and len(by_kind["Pool"]["workers"]) == 3
     assert by_kind["ThreadPool"]["tasks"] == 8
+    threads = by_kind["ThreadPool"]["workers"]
+    assert len(threads) == 2 and len({w["pid"] for w in threads}) == 1     # one pid, 2 threads
+    assert all(w["thread"] for w in threads) and sum(w["tasks"] for w in threads) == 8
     assert by_kind["ProcessPoolExecutor"]["tasks"] >= 1     # map chunks the 6 calls
     slow = by_kind["Pool"]["slowest"][0]
     assert slow["seconds"] >= 0.29 and slow["detail"] == "work over [5]", slow   # a map chunk
@@ -128,3 +131,21 @@ def test_every_pool_of_a_watched_program_is_in_the_run_and_its_history(tmp_path)
         store.close()
     (stored,) = [r for r in runs if r.id == run.id]
     assert stored.pools == data["pools"]
+
+
+def test_a_busy_pools_summarised_tasks_keep_their_seconds(dashboard):
+    """Past 300 events a second a worker counts its tasks: their time and slowest still count."""
+    run = dashboard.engine.start_command(
+        [sys.executable, os.path.join(PROGRAMS, "pool40.py"), "2", "3000", "0.05"])
+    dashboard.engine.wait(run.id, timeout=90)
+    data = dashboard.hub.snapshot(run)
+    assert data["state"] == "finished", data["error"]
+    (pool,) = data["pools"]
+    assert pool["tasks"] == 3000 and pool["items"] == 3000
+    assert pool["timed"] < pool["tasks"]                      # some were only counted
+    summaries = [e for e in data["events"] if e["kind"] == "traffic" and e.get("tasks_ended")]
+    assert summaries and all(e["task_s"] > 0 and e["slowest"].startswith("spin over")
+                             for e in summaries)
+    busy = sum(w["busy_s"] for w in pool["workers"])
+    assert busy >= 3000 * 0.00005                             # every task spun 0.05 ms at least
+    assert pool["task_s"]["mean"] == pytest.approx(busy / 3000, abs=1e-6)   # rounded to µs
