@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--data", default=None, help="history folder (default: none kept)")
     args = parser.parse_args()
-    dash = Dashboard(Limits(max_processes=600, max_runs=8, run_seconds=600, run_tasks=2048),
+    # 256 forked workers sum to ~3 GiB of RSS, mostly the same shared pages: no memory limit.
+    dash = Dashboard(Limits(max_processes=600, max_runs=8, run_seconds=600, run_tasks=2048,
+                            run_rss_bytes=1 << 40),
                      hz=args.hz, data_dir=args.data)
     if args.backend != "auto":
         from mpdash.sampler import make_backend
