@@ -53,9 +53,11 @@ def row(figure, measured, unit, target, met, note=""):
 class Server:
     """``with Server(hz=10) as srv``: srv.url, srv.pid; srv.watch(argv) starts a watched run."""
 
-    def __init__(self, hz: float = 10.0, backend: str = "auto", data: str | None = None):
+    def __init__(self, hz: float = 10.0, backend: str = "auto", data: str | None = None,
+                 nice: int | None = None):
         self.args = [sys.executable, "-m", "benchmarks._server", "--hz", str(hz),
-                     "--backend", backend] + (["--data", data] if data else [])
+                     "--backend", backend] + (["--data", data] if data else []) \
+            + (["--nice", str(nice)] if nice is not None else [])
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, text=True)

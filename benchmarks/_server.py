@@ -27,10 +27,11 @@ def main() -> None:
     parser.add_argument("--hz", type=float, default=10.0)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--data", default=None, help="history folder (default: none kept)")
+    parser.add_argument("--nice", type=int, default=Limits.run_nice, help="Limits.run_nice")
     args = parser.parse_args()
     # 256 forked workers sum to ~3 GiB of RSS, mostly the same shared pages: no memory limit.
     dash = Dashboard(Limits(max_processes=600, max_runs=8, run_seconds=600, run_tasks=2048,
-                            run_rss_bytes=1 << 40),
+                            run_rss_bytes=1 << 40, run_nice=args.nice),
                      hz=args.hz, data_dir=args.data)
     if args.backend != "auto":
         from mpdash.sampler import make_backend
