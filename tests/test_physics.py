@@ -98,7 +98,7 @@ def test_the_process_clock_is_finer_than_ticks_and_counts_every_thread():
     assert procfs.process_cpu_ns(child.pid) is None          # reaped: no clock
 
 
-def _check_frames(frames: list[dict], period: float) -> dict:
+def _check_frames(frames: list[dict]) -> dict:
     """Assert the invariants on a run's frames; return what was measured."""
     last_t: dict[int, float] = {}
     last_threads: dict[int, int] = {}
@@ -136,7 +136,7 @@ def test_a_busy_forty_worker_pool_obeys_physics(dashboard):
     assert len(data["processes"]) >= 41
     frames = data["metrics"]
     period = 1.0 / dashboard.hub.sample_hz
-    measured = _check_frames(frames, period)
+    measured = _check_frames(frames)
     # Every process in every frame taken while it lived: from its first frame to its last.
     # (A frame is taken at its "t"; a process is live from started_at to ended_at.)
     for proc in data["processes"]:
