@@ -53,7 +53,9 @@ class Stat(tuple):
 def parse_stat(data: bytes) -> Stat:
     """Parse a ``/proc/<pid>/stat`` line. The command name may hold spaces and parentheses,
     so fields are counted from the *last* ``)``. Field numbers as in proc(5)."""
-    fields = data[data.rindex(b")") + 2:].split()
+    # Split no further than field 39 (processor): the sampler parses every process ten times a
+    # second, and the dozen fields after it cost a third of the parse.
+    fields = data[data.rindex(b")") + 2:].split(None, 37)
     # fields[0] is field 3 (state); field n is fields[n - 3]
     return Stat((chr(fields[0][0]),
                  int(fields[11]) + int(fields[12]),      # 14 utime + 15 stime
