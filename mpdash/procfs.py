@@ -19,6 +19,7 @@ psutil stays the portable path (``mpdash.sampler`` falls back to it when ``/proc
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -169,6 +170,11 @@ def process_cpu_ns(pid: int) -> int | None:
 
 def has_process_cpu_clock() -> bool:
     return sys.platform.startswith("linux") and process_cpu_ns(os.getpid()) is not None
+
+
+def boot_clock():
+    """``boot_seconds`` as a C-level callable: the sampler calls it once per process-sample."""
+    return functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
 
 
 def boot_seconds() -> float:

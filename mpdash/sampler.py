@@ -62,7 +62,7 @@ class ProcfsBackend:
         self._stat = procfs.StatReader(keep_open=True)
         self._cores = procfs.CoreMeter()
         self._tck = float(procfs.CLK_TCK)
-        self.now = procfs.boot_seconds
+        self.now = procfs.boot_clock()
         self._fine = procfs.has_process_cpu_clock()
         self.cpu_resolution = 1e-9 if self._fine else 1.0 / self._tck
 
@@ -261,53 +261,61 @@ class Sampler:
         backend, prev = self.backend, self._prev
         t = time.time()
         frame = {"t": round(t, 3), "cores": backend.cores()}
-        pids, cpus, rsss, cores, statuses, threads = [], [], [], [], [], []
+        rows: list[tuple] = []         # (pid, cpu, rss, core, status, threads), one a process
         per_run: dict[str, list[int]] = {}
         rss_by_run: dict[str, int] = {}
 
         coarse = backend.cpu_resolution > 1e-6
         ncpu = self._cpus
 
-        def put(run_id, pid, reading, final=False):
+        def row(pid, reading, final=False):
             status, cpu_s, nthreads, started, rss, core, at = reading
             before = prev.get(pid)
             if before is None or before[0] != started:
                 before = (started, 0.0, started, nthreads)
-            # Threads at either end of the window: one that ended meanwhile still ran in it.
-            most = 100.0 * max(1, min(ncpu, max(nthreads, before[3])))
             used, elapsed = cpu_s - before[1], at - before[2]
-            cpu, ends = cpu_percent(used, elapsed, coarse and not final, most)
-            if elapsed > 1e-4 and used / elapsed * 100.0 > most + 0.05:
-                self.clamped += 1
+            share = used / elapsed * 100.0 if elapsed > 1e-4 else -1.0
+            if 0.0 <= share <= 100.0 and not coarse:
+                # The common case, kept cheap (every process, every frame): within one core
+                # nothing can bound it, and a fine clock ends every window.
+                cpu, ends = share, True
+            else:
+                # Threads at either end of the window: one that ended meanwhile ran in it.
+                most = 100.0 * max(1, min(ncpu, max(nthreads, before[3])))
+                cpu, ends = cpu_percent(used, elapsed, coarse and not final, most)
+                if share > most + 0.05:
+                    self.clamped += 1
             if ends:
                 prev[pid] = (started, cpu_s, at, nthreads)
             elif before is not prev.get(pid):
                 prev[pid] = before
-            per_run.setdefault(run_id, []).append(len(pids))
-            pids.append(pid)
-            cpus.append(round(cpu, 1) if cpu > 0 else 0.0)
-            rsss.append(rss)
-            cores.append(core)
-            statuses.append(status)
-            threads.append(nthreads)
-            rss_by_run[run_id] = rss_by_run.get(run_id, 0) + rss
+            return pid, round(cpu, 1) if cpu > 0 else 0.0, rss, core, status, nthreads
+
+        def add(run_id, found):
+            if found:
+                per_run.setdefault(run_id, []).extend(range(len(rows), len(rows) + len(found)))
+                rows.extend(found)
+                rss_by_run[run_id] = rss_by_run.get(run_id, 0) + sum(r[2] for r in found)
 
         dead: set[int] = set()
         while self._deaths:
             run_id, pid, reading = self._deaths.popleft()
             if pid not in dead:
                 dead.add(pid)
-                put(run_id, pid, reading, final=True)
+                add(run_id, [row(pid, reading, final=True)])
         seen = set(dead)
+        read, mark = backend.read, seen.add
         for run_id, run_pids in live.items():
+            found = []
             for pid in run_pids:
                 if pid in seen:
                     continue
-                reading = backend.read(pid)
+                reading = read(pid)
                 if reading is None:
                     continue
-                seen.add(pid)
-                put(run_id, pid, reading)
+                mark(pid)
+                found.append(row(pid, reading))
+            add(run_id, found)
         for pid in dead:
             backend.forget(pid)
             prev.pop(pid, None)
@@ -321,6 +329,8 @@ class Sampler:
                 self.on_over_memory(run_id, f"memory limit: the run's processes used "
                                             f"{rss / 1024:.0f} MiB of RSS (limit "
                                             f"{limit / 1024:.0f} MiB)")
+        pids, cpus, rsss, cores, statuses, threads = (list(c) for c in zip(*rows)) if rows \
+            else ([], [], [], [], [], [])
         frame.update(pid=pids, cpu=cpus, rss=rsss, core=cores, status="".join(statuses),
                      threads=threads)
         hub.add_frame(frame, per_run, push=watched)
