@@ -239,42 +239,44 @@ def findings_of(pools: list[dict], cores: int | None = None) -> list[dict]:
         unit = "thread" if pool["kind"] == "ThreadPool" else "worker"
         if pool["busy"] is not None:
             idle = statistics.fmean(w["idle_s"] for w in workers)
-            text = (f"{name}: its {_plural(len(workers), unit)} were busy "
-                    f"{pool['busy'] * 100:.0f} % of the pool's {_dur(pool['span_s'])}, idle "
-                    f"{_dur(idle)} each on average")
+            busy = round(pool["busy"] * 100, 1)
+            text = (f"{name}: its {_plural(len(workers), unit)} were busy {busy} % of the "
+                    f"pool's {_dur(pool['span_s'])}, idle {_dur(idle)} each on average")
             on_core = pool["cpu"] / (pool["busy"] * 100) if pool["cpu"] and pool["busy"] else None
             if on_core is not None and len(workers) > cores and on_core < 0.5:
                 # Wall-clock busy is not CPU: more workers than cores take turns on them.
                 text += (f"; {len(workers)} workers on {_plural(cores, 'core')} got "
                          f"{pool['cpu']:.1f} % of a core each: a task ran on a core "
                          f"{on_core * 100:.0f} % of its time and waited the rest")
-            found.append({"key": "pool_busy" + suffix, "value": round(pool["busy"] * 100, 1),
-                          "unit": "%", "text": text + "."})
+            found.append({"key": "pool_busy" + suffix, "value": busy, "unit": "%",
+                          "text": text + "."})
         counts = [w["tasks"] for w in workers]
         mean = statistics.fmean(counts)
         none = sum(1 for c in counts if c == 0)
         even = max(counts) <= 1.25 * mean and min(counts) >= 0.75 * mean
+        ratio = round(max(counts) / mean, 2)
         text = (f"{name}: {_plural(pool['tasks'], 'task')} went to {_plural(len(workers), unit)}, "
-                f"{min(counts)} to {max(counts)} each (mean {mean:.1f}): "
-                f"{'evenly' if even else 'unevenly'} spread")
+                f"{min(counts)} to {max(counts)} each (mean {mean:.1f}, the most {ratio}× the "
+                f"mean): {'evenly' if even else 'unevenly'} spread")
         if none:
             text += f"; {_plural(none, unit)} got none"
-        found.append({"key": "pool_spread" + suffix, "value": round(max(counts) / mean, 2),
-                      "unit": "× mean", "text": text + "."})
+        found.append({"key": "pool_spread" + suffix, "value": ratio, "unit": "× mean",
+                      "text": text + "."})
         if pool["slowest"]:
             top, median = pool["slowest"][0], pool["task_s"]["p50"]
             ratio = f" ({top['seconds'] / median:.1f}× the median)" if median else ""
-            found.append({"key": "pool_slowest" + suffix, "value": top["seconds"], "unit": "s",
-                          "text": f"{name}: the slowest task took {_dur(top['seconds'])}{ratio}, "
+            ms = round(top["seconds"] * 1000, 2)
+            found.append({"key": "pool_slowest" + suffix, "value": ms, "unit": "ms",
+                          "text": f"{name}: the slowest task took {ms} ms{ratio}, "
                                   f"in {unit} {top['pid']}: {top['detail']}."})
         # The typical task (median), not the mean: one preempted task must not hide the rule.
         dispatch, task = pool["dispatch_s"], pool["task_s"]["p50"] or pool["task_s"]["mean"]
         if dispatch is not None and dispatch > task and pool["tasks"] >= 2 * len(workers):
-            found.append({"key": "pool_dispatch" + suffix, "value": round(dispatch / task, 1)
-                          if task else None, "unit": "× task",
+            times = round(dispatch / task, 1) if task else None
+            found.append({"key": "pool_dispatch" + suffix, "value": times, "unit": "× task",
                           "text": f"{name}: each task took {_dur(task)} and each message "
-                                  f"{_dur(dispatch)}: batch them (a larger chunksize sends "
-                                  f"more work per message)."})
+                                  f"{_dur(dispatch)} ({times}× the work): batch them (a larger "
+                                  f"chunksize sends more work per message)."})
     return found
 
 

@@ -51,11 +51,13 @@ def test_busy_idle_spread_and_slowest_of_one_pool():
     assert pool["slowest"][0] == {"pid": 2, "seconds": 0.8, "detail": "work('slow')"}
     assert len(pool["slowest"]) == 3
     text = {f["key"]: f["text"] for f in found}
-    assert "busy 67 % of the pool's 1.00 s" in text["pool_busy"]
+    assert "busy 66.7 % of the pool's 1.00 s" in text["pool_busy"]
     assert "4 tasks went to 3 workers, 0 to 2 each" in text["pool_spread"]
     assert "1 worker got none" in text["pool_spread"] and "unevenly" in text["pool_spread"]
-    assert text["pool_slowest"] == ("Pool-1: the slowest task took 800 ms (1.6× the median), "
+    assert text["pool_slowest"] == ("Pool-1: the slowest task took 800.0 ms (1.6× the median), "
                                     "in worker 2: work('slow').")
+    for f in found:     # the value, as printed, is in the sentence
+        assert str(f["value"]) in f["text"], f
     assert "pool_dispatch" not in text        # the work dwarfs the messages
 
 
@@ -71,7 +73,7 @@ def test_dispatch_costlier_than_the_work_says_batch_them():
     assert pool["dispatch_s"] == pytest.approx(0.0005, rel=1e-3)
     dispatch = [f for f in found if f["key"] == "pool_dispatch"]
     assert dispatch and dispatch[0]["text"] == (
-        "Pool-1: each task took 0.20 ms and each message 0.50 ms: batch them "
+        "Pool-1: each task took 0.20 ms and each message 0.50 ms (2.5× the work): batch them "
         "(a larger chunksize sends more work per message).")
 
 
