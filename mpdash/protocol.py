@@ -18,6 +18,8 @@ ENV_SERVER_PID = "MPDASH_SERVER_PID"  # the server's pid
 ENV_RUN_ID = "MPDASH_RUN_ID"          # the run id
 ENV_RUN_MAIN = "MPDASH_RUN_MAIN"      # "1" for the main program only (popped at start)
 ENV_ENGINE = "MPDASH_ENGINE"          # a token per server engine: tells its processes apart
+ENV_PACKAGE = "MPDASH_PACKAGE"        # the folder of the server's mpdash package (sitecustomize
+                                      # loads it from there; its parent is never on the path)
 
 # ------------------------------------------------------------------ message kinds (key "k")
 HELLO = "hello"        # first message of a process
