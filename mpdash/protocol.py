@@ -23,10 +23,10 @@ ENV_PACKAGE = "MPDASH_PACKAGE"        # the folder of the server's mpdash packag
 
 # ------------------------------------------------------------------ message kinds (key "k")
 HELLO = "hello"        # first message of a process
-SPAWNED = "spawned"    # a parent: Process.start() returned
+SPAWNED = "spawned"    # a parent: Process.start() (or subprocess.Popen: role "child") returned
 CHILD = "child"        # a multiprocessing child, first thing in it
 EXITING = "exiting"    # a process is about to exit with code
-REAPED = "reaped"      # a parent's poll() saw a child's exit code
+REAPED = "reaped"      # a parent collected a child's exit code (os.wait*, subprocess, poll())
 TERMINATE = "terminate"  # a parent sent a signal to a child (terminate()/kill())
 OUT = "out"            # one printed line
 RESULT = "result"      # a lesson's return value
@@ -39,7 +39,7 @@ EVENT = "event"        # an Event (tracing, or a lesson's ctx.event)
 # kind here (tests/test_protocol.py proves it), and docs/API.md must name each one.
 FIELDS: dict[str, tuple[str, ...]] = {
     HELLO: ("role", "ppid", "via", "name"),
-    SPAWNED: ("child", "name", "daemon", "method"),
+    SPAWNED: ("child", "name", "daemon", "method", "role"),   # role: absent = "worker"
     CHILD: ("name", "daemon"),
     EXITING: ("code",),
     REAPED: ("child", "code"),

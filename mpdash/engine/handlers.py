@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from mpdash import procfs
 from mpdash import protocol as p
 from mpdash.engine import reaping
 from mpdash.engine.context import Core, LiveRun
@@ -39,6 +40,8 @@ def _hello(core, live, msg, pid, t):
         fields["role"] = role
     if msg.get("name"):
         fields["name"] = msg["name"]
+    elif role == reaping.CHILD and proc.name is None:
+        fields["name"] = procfs.command_name(pid)
     if any(getattr(proc, k) != v for k, v in fields.items()):
         hub.publish_proc(run, hub.upsert_process(run, pid, **fields), "update")
 
@@ -46,19 +49,26 @@ def _hello(core, live, msg, pid, t):
 def _spawned(core, live, msg, pid, t):
     run, hub = live.run, core.hub
     child = int(msg["child"])
+    role = msg.get("role") or "worker"   # "child": started by subprocess, named by its command
     fields = {"name": msg.get("name"), "daemon": bool(msg.get("daemon")),
               "start_method": msg.get("method")}
+    fields = {k: v for k, v in fields.items() if v is not None}
     if child in run.processes:
+        if run.processes[child].role in (reaping.CHILD, "worker"):   # a scan may have seen it
+            fields["role"] = role
         proc = hub.upsert_process(run, child, **fields)  # ppid: the child knows best
         hub.publish_proc(run, proc, "update")
     else:
-        reaping.birth(core, live, child, ppid=pid, role="worker", t=t, **fields)
+        reaping.birth(core, live, child, ppid=pid, role=role, t=t, **fields)
 
 
 def _child(core, live, msg, pid, t):
     run, hub = live.run, core.hub
     if pid in run.processes:
-        proc = hub.upsert_process(run, pid, name=msg.get("name"), daemon=bool(msg.get("daemon")))
+        fields = {"name": msg.get("name"), "daemon": bool(msg.get("daemon"))}
+        if run.processes[pid].role == reaping.CHILD:   # a scan saw it before it said so
+            fields["role"] = "worker"
+        proc = hub.upsert_process(run, pid, **fields)
         hub.publish_proc(run, proc, "update")
     else:
         reaping.birth(core, live, pid, role="worker", t=t, name=msg.get("name"),

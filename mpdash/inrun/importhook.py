@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.abc
 import sys
 
-from mpdash.inrun import trace_pipes, trace_pools, trace_queues, trace_shared
+from mpdash.inrun import reaps, trace_pipes, trace_pools, trace_queues, trace_shared
 
 # module name -> the patch applied to it once it is imported
 PATCHES = {
@@ -17,6 +17,7 @@ PATCHES = {
     "multiprocessing.sharedctypes": trace_shared.patch,
     "multiprocessing.pool": trace_pools.patch_pool,
     "concurrent.futures.process": trace_pools.patch_executor,
+    "subprocess": reaps.patch_subprocess,
 }
 
 
