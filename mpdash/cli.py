@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE",
                      help="write the run as a Chrome trace (open it in ui.perfetto.dev)")
     run.add_argument("--csv", metavar="FILE", help="write the run's metrics as CSV")
+    run.add_argument("--python", metavar="PATH", default=None,
+                     help="run the lesson with this CPython 3.10-3.14 (default: mpdash's own)")
     watch = sub.add_parser("watch", help="run your own program as a run and serve the dashboard",
                            usage="python -m mpdash watch [options] -- COMMAND...")
     watch.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
@@ -71,6 +74,7 @@ def cmd_run(args) -> int:
     try:
         lesson = lessons.get(args.lesson)
         params = parse_params(lesson, args.param)
+        python = _python_path(args.python)
     except lessons.ParamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
@@ -80,7 +84,7 @@ def cmd_run(args) -> int:
             dash.hub.subscribe(_printer(dash))
         run = None
         try:
-            run = dash.engine.start_lesson(lesson.id, params)
+            run = dash.engine.start_lesson(lesson.id, params, python=python)
             dash.engine.wait(run.id)
         except KeyboardInterrupt:
             if run is None:   # before the start answered: closing the dashboard ends it
@@ -109,6 +113,18 @@ def cmd_run(args) -> int:
         if data["error"]:
             print(f"error: {data['error']}", file=sys.stderr)
     return EXIT_OK if data["state"] == "finished" else EXIT_RUN_FAILED
+
+
+def _python_path(path: str | None) -> str | None:
+    """``--python PATH`` checked: a CPython 3.10-3.14 that answers (or a ParamError)."""
+    if path is None:
+        return None
+    import shutil
+    from mpdash import pythons
+    found = path if os.sep in path else shutil.which(path)
+    if not found or pythons.probe(found) is None:
+        raise lessons.ParamError(f"--python {path!r} is not a CPython 3.10-3.14 that runs here")
+    return os.path.abspath(found)
 
 
 def _write_exports(data: dict, trace_path: str | None, csv_path: str | None) -> None:

@@ -71,10 +71,24 @@ def _runs(published):
 
 
 # Each protocol kind: the fields sent, and what must be true afterwards.
+PY = {"version": "3.10.13", "executable": "/x/python3.10", "gil_enabled": True,
+      "default_start_method": "fork"}
+
+
 def _check_hello(core, live, worker, published):
     proc = live.run.processes[worker]
     assert (proc.ppid, proc.role, proc.name) == (live.run.main_pid, "worker", "W-1")
     assert worker in live.pidfds and live.pidfds[worker] in core.reactor.registered
+    assert live.run.python is None   # only the main's word on its interpreter is the run's
+
+
+def test_the_mains_hello_gives_the_run_its_interpreter(rig):
+    core, live, worker, published = rig
+    main = live.run.main_pid
+    assert _send(core, live, protocol.HELLO, main, dict(role="main", ppid=os.getpid(),
+                                                        via="exec", python={**PY, "x": 1}))
+    assert live.run.python == PY                      # the documented keys only
+    assert _runs(published)[-1]["python"] == PY       # viewers hear it at once
 
 
 def _check_spawned(core, live, worker, published):
@@ -139,8 +153,8 @@ def _check_event(core, live, worker, published):
 
 
 CASES = {
-    protocol.HELLO: (lambda main: dict(role="worker", ppid=main, via="fork", name="W-1"),
-                     _check_hello),
+    protocol.HELLO: (lambda main: dict(role="worker", ppid=main, via="fork", name="W-1",
+                                       python=PY), _check_hello),
     protocol.SPAWNED: (lambda main: dict(child=None, name="W-2", daemon=True, method="spawn",
                                          role="worker"), _check_spawned),
     protocol.CHILD: (lambda main: dict(name="W-3", daemon=False), _check_child),

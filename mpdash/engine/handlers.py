@@ -26,9 +26,15 @@ def _out(core, live, msg, pid, t):
     output(core, live, pid, msg.get("s", p.STDOUT), str(msg.get("x", "")), t)
 
 
+PYTHON_KEYS = ("version", "executable", "gil_enabled", "default_start_method")
+
+
 def _hello(core, live, msg, pid, t):
     run, hub = live.run, core.hub
     role = msg.get("role", "worker")
+    info = msg.get("python")
+    if pid == run.main_pid and isinstance(info, dict):   # the interpreter the run really ran
+        hub.set_python(run, {k: info.get(k) for k in PYTHON_KEYS})
     proc = run.processes.get(pid)
     if proc is None:
         reaping.birth(core, live, pid, ppid=msg.get("ppid"), role=role, t=t, name=msg.get("name"))

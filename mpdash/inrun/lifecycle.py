@@ -182,6 +182,18 @@ def _patch_multiprocessing() -> None:
 
 # ---------------------------------------------------------------------------- installing
 
+def interpreter() -> dict:
+    """The interpreter this process runs on, as the Run's ``python`` field shows it."""
+    from multiprocessing import context
+    # The platform's default, read without choosing it: get_start_method() would fix the
+    # context for good and make the program's own set_start_method() fail.
+    default = getattr(getattr(context._default_context, "_default_context", None), "_name", None)
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)   # 3.13+; before, always a GIL
+    return {"version": sys.version.split()[0], "executable": sys.executable,
+            "gil_enabled": bool(is_gil_enabled()) if is_gil_enabled else True,
+            "default_start_method": default}
+
+
 # What else runs in every process of a run, installed in this order once the channel is open
 # and before the process says hello. A new feature module adds its ``install`` here; what it
 # must reset in a forked child it registers with ``hooks.after_fork_in_child``.
@@ -224,5 +236,7 @@ def install() -> bool:
     hello = {"role": role.get(), "ppid": os.getppid(), "via": "exec"}
     if role.current.helper:
         hello["name"] = role.current.helper
+    if role.is_main():
+        hello["python"] = interpreter()
     channel.send(protocol.HELLO, **hello)
     return True
