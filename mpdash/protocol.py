@@ -58,9 +58,11 @@ QUEUE_PUT, QUEUE_GET = "queue_put", "queue_get"
 PIPE_SEND, PIPE_RECV = "pipe_send", "pipe_recv"
 SHARED_WRITE = "shared_write"
 TASK_START, TASK_END = "task_start", "task_end"
+MANAGER_CALL = "manager_call"   # a Manager proxy's method call: method in detail, proxy as channel
+SHM_CREATE, SHM_ATTACH, SHM_UNLINK = "shm_create", "shm_attach", "shm_unlink"   # shared_memory
 TRAFFIC = "traffic"    # a busy process's counts per channel instead of one event per message
 TRACED_EVENTS = (QUEUE_PUT, QUEUE_GET, PIPE_SEND, PIPE_RECV, SHARED_WRITE, TASK_START, TASK_END,
-                 TRAFFIC)
+                 MANAGER_CALL, SHM_CREATE, SHM_ATTACH, SHM_UNLINK, TRAFFIC)
 
 # Streams of an OUT message.
 STDOUT, STDERR = "out", "err"

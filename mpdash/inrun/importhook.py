@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib.abc
 import sys
 
-from mpdash.inrun import reaps, trace_pipes, trace_pools, trace_queues, trace_shared
+from mpdash.inrun import (reaps, trace_loky, trace_managers, trace_pipes, trace_pools,
+                          trace_queues, trace_shared, trace_shm)
 
 # module name -> the patch applied to it once it is imported
 PATCHES = {
@@ -17,8 +18,13 @@ PATCHES = {
     "multiprocessing.sharedctypes": trace_shared.patch,
     "multiprocessing.pool": trace_pools.patch_pool,
     "concurrent.futures.process": trace_pools.patch_executor,
+    "multiprocessing.managers": trace_managers.patch,
+    "multiprocessing.shared_memory": trace_shm.patch,
     "subprocess": reaps.patch_subprocess,
 }
+for _prefix in trace_loky.PREFIXES:
+    PATCHES[f"{_prefix}.backend.queues"] = trace_loky.patch_queues
+    PATCHES[f"{_prefix}.process_executor"] = trace_loky.patch_executor
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
