@@ -48,6 +48,7 @@ def _hello(core, live, msg, pid, t):
         fields["name"] = msg["name"]
     elif role == reaping.CHILD and proc.name is None:
         fields["name"] = procfs.command_name(pid)
+        live.named_by_proc.add(pid)
     if any(getattr(proc, k) != v for k, v in fields.items()):
         hub.publish_proc(run, hub.upsert_process(run, pid, **fields), "update")
 
@@ -59,6 +60,7 @@ def _spawned(core, live, msg, pid, t):
     fields = {"name": msg.get("name"), "daemon": bool(msg.get("daemon")),
               "start_method": msg.get("method")}
     fields = {k: v for k, v in fields.items() if v is not None}
+    live.named_by_proc.discard(child)   # its parent's word on what it runs wins
     if child in run.processes:
         if run.processes[child].role in (reaping.CHILD, "worker"):   # a scan may have seen it
             fields["role"] = role

@@ -33,6 +33,7 @@ def birth(core: Core, live: LiveRun, pid: int, t: float | None = None, **fields)
     fields = {k: v for k, v in fields.items() if v is not None}
     if fields.get("role") == CHILD and "name" not in fields:
         fields["name"] = procfs.command_name(pid)   # not multiprocessing's: its command is its name
+        live.named_by_proc.add(pid)
     proc = hub.upsert_process(run, pid, started_at=t or time.time(), **fields)
     try:
         fd = os.pidfd_open(pid)
@@ -118,6 +119,19 @@ def settle_unknown(core: Core, live: LiveRun) -> None:
                                                                     end=UNKNOWN), "exit")
 
 
+def rename(core: Core, live: LiveRun, pid: int) -> None:
+    """A child named from its command line may have exec'd since (a shell forks a copy of
+    itself, which then becomes ``sleep``): it is named by what it runs now."""
+    proc = live.run.processes.get(pid)
+    if proc is None or proc.role != CHILD:
+        live.named_by_proc.discard(pid)
+        return
+    name = procfs.command_name(pid)
+    if name and name != proc.name:
+        core.hub.publish_proc(live.run, core.hub.upsert_process(live.run, pid, name=name),
+                              "update")
+
+
 def discover(core: Core) -> None:
     """Children the probe cannot report (os.fork, subprocess, C code), orphans, zombies."""
     my_children = procfs.children_of(core.server_pid)
@@ -132,6 +146,8 @@ def discover(core: Core) -> None:
                     not run.processes[pid].orphan:
                 proc = core.hub.upsert_process(run, pid, orphan=True, ppid=stat.ppid)
                 core.hub.publish_proc(run, proc, "update")
+            if pid in live.named_by_proc:
+                rename(core, live, pid)
             for child in procfs.children_of(pid) - set(run.processes):
                 # Unreported so far: a multiprocessing child says hello at once and becomes a
                 # worker then; what stays a child is what the probe cannot see (exec'd programs).

@@ -3,8 +3,9 @@
 - ``sleep 0.6`` started by subprocess.run: reaped by this program, exit 0;
 - a raw os.fork() that exits with 3, reaped by os.waitpid;
 - a raw os.fork() killed by SIGTERM from here, reaped by os.wait;
-- ``sh -c 'sleep 0.6; exit 5'``: sh is reaped by subprocess (5); its own sleep is reaped by
-  sh, which tells nobody: that one's end can only be "unknown".
+- ``sh -c 'sleep 1.2; exit 5'``: sh is reaped by subprocess (5); its own sleep is reaped by
+  sh, which tells nobody: that one's end can only be "unknown". (sh forks a copy of itself
+  that then execs sleep: long enough for a scan to see what it became.)
 """
 import os
 import signal
@@ -28,5 +29,5 @@ time.sleep(0.6)
 os.kill(pid, signal.SIGTERM)
 print("wait says", os.wait()[0] == pid, flush=True)
 
-done = subprocess.run(["sh", "-c", "sleep 0.6; exit 5"])
+done = subprocess.run(["sh", "-c", "sleep 1.2; exit 5"])
 print("sh exited with", done.returncode, flush=True)
