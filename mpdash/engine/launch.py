@@ -15,13 +15,10 @@ from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import reaping, streams
 from mpdash.engine.context import ACCEPT, PIPE, Core, LimitError, LiveRun
+from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
 log = logging.getLogger(__name__)
-
-MPDASH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROJECT_ROOT = os.path.dirname(MPDASH_DIR)
-BOOT_DIR = os.path.join(MPDASH_DIR, "_boot")
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -46,7 +43,7 @@ def run_env(core: Core, run: Run, sock_path: str) -> dict:
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(
             [BOOT_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
-        protocol.ENV_PACKAGE: MPDASH_DIR,
+        protocol.ENV_PACKAGE: PACKAGE_DIR,
         protocol.ENV_EVENTS: sock_path, protocol.ENV_SERVER_PID: str(core.server_pid),
         protocol.ENV_RUN_MAIN: "1", protocol.ENV_RUN_ID: run.id,
     })
@@ -117,7 +114,7 @@ def start_watchdog(python: str, marker: str, cgroups: Cgroups) -> subprocess.Pop
     dirs = [d for d in (cgroups.v2_parent, cgroups.pids_parent) if d]
     try:
         return subprocess.Popen(
-            [python, "-I", "-S", os.path.join(MPDASH_DIR, "watchdog.py"), marker, *dirs],
+            [python, "-I", "-S", os.path.join(PACKAGE_DIR, "watchdog.py"), marker, *dirs],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
     except OSError:
