@@ -130,6 +130,19 @@ def test_a_program_runs_from_its_own_folder_with_its_own_interpreter(watched, ve
     assert len(workers) == 2 and all(p["start_method"] == "spawn" for p in workers)
     ran = {e["pid"] for e in run["events"] if e["kind"] == "task_end"}
     assert ran and ran <= {p["pid"] for p in workers}
+    # The Pool's own SimpleQueues carry its tasks: shown as tasks, never as queue messages.
+    assert not [e for e in run["events"] if e["kind"].startswith("queue_")]
+
+
+def test_the_sitecustomize_the_boot_folder_shadows_still_runs(tmp_path):
+    """Debian's python3 (and some venvs) have a sitecustomize of their own: a program watched
+    by mpdash must start as it would without it."""
+    (tmp_path / "sitecustomize.py").write_text("import os\nos.environ['SHADOWED_RAN'] = '1'\n")
+    env = dict(_env(), PYTHONPATH=os.pathsep.join([BOOT_DIR, str(tmp_path)]))
+    for python in FOUND.values():
+        done = subprocess.run([python, "-c", "import os; print(os.environ.get('SHADOWED_RAN'))"],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert (done.stdout, done.stderr) == ("1\n", ""), python
 
 
 def test_the_server_site_packages_are_not_on_another_interpreters_path(watched):
