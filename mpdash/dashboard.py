@@ -64,6 +64,7 @@ class Dashboard:
             "sampler": self.sampler.backend.name,
             "cgroups": self.engine.cgroups.mode,
             "subreaper": self.engine.subreaper,
+            "history": self.history(),
         }
 
     def start_lesson(self, lesson_id, params=None, python_id=None):
@@ -76,6 +77,12 @@ class Dashboard:
                 raise lessons.ParamError(f"unknown python {str(python_id)[:40]!r}: "
                                          f"GET /api/system lists the ids in 'pythons'")
         return self.engine.start_lesson(lesson_id, params, python=python)
+
+    def history(self) -> dict:
+        """Whether run history is being written (issue 17): ``{ok, error, pending_runs,
+        dropped_runs, folder}``; without a data folder nothing is kept, and nothing fails."""
+        from mpdash.store import NO_HISTORY
+        return self.store.status() if self.store is not None else dict(NO_HISTORY)
 
     def lessons(self) -> list[dict]:
         return [lesson.to_json() for lesson in lessons.catalog().values()]
