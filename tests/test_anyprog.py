@@ -249,9 +249,9 @@ def test_a_lesson_runs_on_the_interpreter_given_to_run(tmp_path):
     code, run, err = _finish(proc)
     assert code == 0, err
     assert run["python"]["executable"] == OTHER
-    info = next(f for f in run["findings"] if f["key"] == "interpreter")
+    info = next(f for f in run["findings"] if f["key"] == "gil_enabled")
     version, gil = run["python"]["version"], run["python"]["gil_enabled"]
-    assert info["value"] == {"version": version, "gil_enabled": gil}
+    assert info["value"] is gil
     assert f"CPython {version}" in info["text"]
     assert ("with a GIL" in info["text"]) == gil
 
@@ -280,3 +280,17 @@ def test_the_api_lists_interpreters_and_starts_a_lesson_on_one_by_id(client, das
     assert data["state"] == "finished", data["error"]
     assert data["python"]["version"] == chosen["version"]
     assert os.path.realpath(data["python"]["executable"]) == os.path.realpath(chosen["executable"])
+
+
+@pytest.mark.skipif(OTHER is None, reason="no other interpreter on this machine")
+def test_the_runs_interpreter_is_kept_in_the_history(tmp_path):
+    from mpdash.dashboard import Dashboard
+    other_id = next(p["id"] for p in pythons.Pythons().list() if p["executable"] == OTHER)
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        run = dash.start_lesson("process-target", None, other_id)
+        dash.engine.wait(run.id, timeout=60)
+        kept = dash.hub.snapshot(run)["python"]
+    assert kept["executable"] == OTHER
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        assert dash.hub.get(run.id).python == kept
+    assert_none_left(os.getpid())

@@ -78,10 +78,15 @@ def ended(core: Core, live: LiveRun, pid: int) -> None:
     if fd is not None:
         core.reactor.unregister(fd)
         os.close(fd)
+    extra = {}
     if code is None:
         code = live.codes.get(pid)
+    elif pid != run.main_pid:
+        # Only our children can be reaped here, and besides the main those are orphans
+        # re-parented to us: one that died between two scans is marked all the same.
+        extra = {"orphan": True, "ppid": core.server_pid}
     proc = hub.upsert_process(run, pid, ended_at=time.time(), exitcode=code,
-                              end=end_kind(live, pid, code))
+                              end=end_kind(live, pid, code), **extra)
     hub.publish_proc(run, proc, "exit")
     if pid == run.main_pid:
         live.main_exited_at = time.monotonic()

@@ -102,7 +102,7 @@ def _interpreter_finding(run) -> list:
     how = ("with a GIL, so its threads ran Python code one at a time" if gil else
            "without a GIL (free-threaded), so its threads could run Python code on several "
            "cores at once")
-    return [{"key": "interpreter", "value": {"version": python["version"], "gil_enabled": gil},
+    return [{"key": "gil_enabled", "value": bool(gil),
              "text": f"This run used CPython {python['version']} ({python.get('executable')}), "
                      f"{how}."}]
 
