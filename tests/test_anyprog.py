@@ -85,7 +85,10 @@ def watched(tmp_path_factory):
             shutil.copy(os.path.join(SCRIPTS, "own_folder", name), folder / name)
         procs[f"own-{version}"] = _watch(data, [python, "prog.py"], cwd=str(folder))
     here = str(tmp_path_factory.mktemp("elsewhere"))
-    for name in ("children", "libraries", "plain"):
+    for version, python in FOUND.items():   # os.wait*/subprocess differ between versions
+        procs[f"children-{version}"] = _watch(
+            data, [python, os.path.join(SCRIPTS, "children.py")], cwd=here)
+    for name in ("libraries", "plain"):   # joblib is installed for the server's Python only
         procs[name] = _watch(data, [sys.executable, os.path.join(SCRIPTS, f"{name}.py")],
                              cwd=here)
     return {name: _finish(proc) for name, proc in procs.items()}
@@ -158,8 +161,9 @@ def test_the_server_site_packages_are_not_on_another_interpreters_path(watched):
 
 # ------------------------------------------------------------------ every process named
 
-def test_children_that_are_not_multiprocessings_are_named_with_their_ends(watched):
-    code, run, err = watched["children"]
+@pytest.mark.parametrize("version", sorted(FOUND))
+def test_children_that_are_not_multiprocessings_are_named_with_their_ends(watched, version):
+    code, run, err = watched[f"children-{version}"]
     assert code == 0, err
     assert run["state"] == "finished", run["error"]
     main = next(p for p in run["processes"] if p["role"] == "main")
