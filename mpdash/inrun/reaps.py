@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shlex
 
 from mpdash import protocol
 from mpdash.inrun import channel, role
@@ -83,6 +82,7 @@ def command_name(args) -> str:
     if isinstance(args, (str, bytes, os.PathLike)):
         text = os.fsdecode(args)
     else:
+        import shlex   # here: a program that never starts a child need not load it (nor re)
         text = shlex.join(os.fsdecode(a) for a in args)
     return text if len(text) <= MAX_NAME else text[:MAX_NAME - 1] + "…"
 

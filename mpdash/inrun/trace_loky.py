@@ -10,8 +10,6 @@ from __future__ import annotations
 from mpdash.inrun import naming
 from mpdash.inrun.trace_pools import TaskTap, timed
 
-PREFIXES = ("joblib.externals.loky", "loky")
-
 
 def patch_queues(queues) -> None:
     """Patch ``<loky>.backend.queues``: its Queue pickles its own state, without our names."""
