@@ -33,7 +33,8 @@ def _describe(func, args) -> tuple[int, str]:
         first, args, kwargs = items[0]
         fname = getattr(getattr(first, "func", first), "__name__", repr(first))
         if len(items) == 1:
-            shown = [short_repr(a) for a in args] + [f"{k}={short_repr(v)}" for k, v in kwargs.items()]
+            shown = ([short_repr(a) for a in args]
+                     + [f"{k}={short_repr(v)}" for k, v in kwargs.items()])
             return 1, f"{fname}({', '.join(shown)})"
         calls = [i[1][0] if len(i[1]) == 1 and not i[2] else i[1] for i in items]
         return len(items), f"{fname} over {short_repr(calls)}"
