@@ -20,8 +20,9 @@ psutil stays the portable path (``mpdash.sampler`` falls back to it when ``/proc
 from __future__ import annotations
 
 import os
-import shlex
 import time
+
+from mpdash import protocol
 
 __all__ = ["available", "Stat", "parse_stat", "read_stat", "children_of", "environ", "env_value",
            "command_name", "parse_cpu_lines", "StatReader", "CoreMeter", "CLK_TCK", "PAGE_KIB"]
@@ -108,12 +109,10 @@ def env_value(pid: int, name: str, marker: str | None = None) -> str | None:
     return None
 
 
-MAX_COMMAND = 120   # characters of a command line kept as a process's name
-
-
 def command_name(pid: int) -> str | None:
-    """A process's command line as a shell would spell it (``sleep 1.5``), cut to
-    ``MAX_COMMAND``; for a zombie, whose command line is gone, its ``comm``; None when gone."""
+    """A process's command line as a shell would spell it (``sleep 1.5``, see
+    ``protocol.command_text``); for a zombie, whose command line is gone, its ``comm``; None
+    when gone."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().split(b"\0")
@@ -122,8 +121,7 @@ def command_name(pid: int) -> str | None:
     if args and args[-1] == b"":
         args.pop()
     if args:
-        text = shlex.join(a.decode(errors="replace") for a in args)
-        return text if len(text) <= MAX_COMMAND else text[:MAX_COMMAND - 1] + "…"
+        return protocol.command_text([a.decode(errors="replace") for a in args])
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read(_READ)

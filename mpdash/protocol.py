@@ -71,6 +71,7 @@ STDOUT, STDERR = "out", "err"
 MAX_LINE = 4000        # characters of one printed line kept; the rest is cut with a marker
 MAX_DETAIL = 200       # characters of an event's repr
 MAX_ERROR = 4000       # characters of an error's text
+MAX_COMMAND = 120      # characters of a command line kept as a child's name
 
 
 def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
@@ -79,6 +80,14 @@ def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
     Positional-only, so an EVENT can carry its own ``kind`` field (the event's kind).
     """
     return {"k": kind, "pid": pid, "t": time.time() if t is None else t, **fields}
+
+
+def command_text(args) -> str:
+    """A command line as a shell spells it (``sleep 1.5``), cut to ``MAX_COMMAND``: a child's
+    name, whether its parent's ``subprocess`` or the server's ``/proc`` read gave it."""
+    import shlex   # here: only a run that starts children pays for it (and for re)
+    text = shlex.join(args)
+    return text if len(text) <= MAX_COMMAND else text[:MAX_COMMAND - 1] + "…"
 
 
 def encode(msg: dict) -> bytes | None:

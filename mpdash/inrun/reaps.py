@@ -18,9 +18,6 @@ import os
 from mpdash import protocol
 from mpdash.inrun import channel, role
 
-MAX_NAME = 120   # characters of a command kept as a child's name
-
-
 def _reaped(pid: int, code: int) -> None:
     try:
         channel.send(protocol.REAPED, child=pid, code=code)
@@ -78,13 +75,11 @@ def patch_os() -> None:
 
 
 def command_name(args) -> str:
-    """``args`` of a Popen as a shell spells them, cut to ``MAX_NAME``."""
+    """``args`` of a Popen as a shell spells them (a string: a shell's command, as given)."""
     if isinstance(args, (str, bytes, os.PathLike)):
-        text = os.fsdecode(args)
-    else:
-        import shlex   # here: a program that never starts a child need not load it (nor re)
-        text = shlex.join(os.fsdecode(a) for a in args)
-    return text if len(text) <= MAX_NAME else text[:MAX_NAME - 1] + "…"
+        text, most = os.fsdecode(args), protocol.MAX_COMMAND
+        return text if len(text) <= most else text[:most - 1] + "…"
+    return protocol.command_text([os.fsdecode(a) for a in args])
 
 
 def patch_subprocess(subprocess) -> None:
