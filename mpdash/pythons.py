@@ -88,10 +88,13 @@ class Pythons:
         for info in [own] + [probe(p) for p in self._extra + candidates()]:
             if info is None:
                 continue
-            real = os.path.realpath(info["executable"])
-            if real in seen:
+            # The same file by another path (/bin -> /usr/bin) is one interpreter; a venv's
+            # python, a link to its base's, is another: it has its own packages.
+            path = info["executable"]
+            key = (os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+            if key in seen:
                 continue
-            seen.add(real)
+            seen.add(key)
             ids = {p["id"] for p in found}
             base = "server" if not found else info["version"]
             python_id, n = base, 2

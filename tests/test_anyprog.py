@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 
 import pytest
 
@@ -298,3 +300,45 @@ def test_the_runs_interpreter_is_kept_in_the_history(tmp_path):
     with Dashboard(data_dir=str(tmp_path)) as dash:
         assert dash.hub.get(run.id).python == kept
     assert_none_left(os.getpid())
+
+
+@pytest.mark.skipif(OTHER is None, reason="no other interpreter on this machine")
+def test_serve_offers_the_interpreter_given_with_python(tmp_path):
+    """``serve --python PATH``: a venv's python joins ``pythons`` (its own entry, although it
+    links to a base interpreter found anyway: it has its own packages), and runs a lesson."""
+    import re
+    import urllib.request
+    subprocess.run([OTHER, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True,
+                   timeout=120, env=_env())
+    venv_python = str(tmp_path / "venv" / "bin" / "python")
+    proc = _mpdash("serve", "--port", "0", "--data", str(tmp_path / "data"), "--python",
+                   venv_python, cwd=str(tmp_path))
+    try:
+        line = proc.stdout.readline().decode()
+        url = re.search(r"http://\S+?/", line).group(0)
+        with urllib.request.urlopen(url + "api/system", timeout=30) as answer:
+            listed = json.load(answer)["pythons"]
+        (venv,) = [p for p in listed if p["executable"] == venv_python]
+        assert listed.index(venv) == 1   # right after the server's own
+        body = json.dumps({"lesson": "process-target", "python": venv["id"]}).encode()
+        request = urllib.request.Request(url + "api/runs", body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            run_id = json.load(answer)["id"]
+        for _ in range(300):
+            with urllib.request.urlopen(f"{url}api/runs/{run_id}", timeout=30) as answer:
+                run = json.load(answer)
+            if run["state"] not in ("starting", "running"):
+                break
+            time.sleep(0.1)
+        assert run["state"] == "finished", run["error"]
+        assert run["python"]["executable"] == venv_python
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _finish(proc, timeout=30)
+
+
+def test_serve_refuses_a_python_that_is_not_a_supported_cpython(tmp_path):
+    proc = _mpdash("serve", "--port", "0", "--python", "/bin/true", cwd=str(tmp_path))
+    code, _, err = _finish(proc, timeout=60)
+    assert code == 2 and "argument --python" in err
