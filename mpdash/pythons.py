@@ -46,6 +46,19 @@ def candidates() -> list[str]:
             and not p.startswith(shims) and os.path.isfile(p) and os.access(p, os.X_OK)]
 
 
+_probed: dict = {}            # path -> probe(path), for the life of this server process
+_probed_lock = threading.Lock()
+
+
+def probe_once(path: str) -> dict | None:
+    """``probe(path)``, asked once per server process: every Dashboard (one per test, too)
+    lists the same interpreters, and each probe starts an interpreter."""
+    with _probed_lock:
+        if path not in _probed:
+            _probed[path] = probe(path)
+        return _probed[path]
+
+
 def probe(path: str) -> dict | None:
     """``{version, executable}`` of the interpreter at ``path``; None if it is not a supported
     CPython that answers."""
@@ -85,7 +98,7 @@ class Pythons:
     def _discover(self) -> list[dict]:
         found, seen = [], set()
         own = {"version": sys.version.split()[0], "executable": sys.executable}
-        for info in [own] + [probe(p) for p in self._extra + candidates()]:
+        for info in [own] + [probe_once(p) for p in self._extra + candidates()]:
             if info is None:
                 continue
             # The same file by another path (/bin -> /usr/bin) is one interpreter; a venv's
