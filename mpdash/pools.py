@@ -15,7 +15,8 @@ import statistics
 __all__ = ["insights", "pools_of", "findings_of", "KINDS"]
 
 # A pool's channel prefix (as tracing names it) -> the kind shown to users.
-KINDS = {"Pool": "Pool", "ThreadPool": "ThreadPool", "Executor": "ProcessPoolExecutor"}
+KINDS = {"Pool": "Pool", "ThreadPool": "ThreadPool", "Executor": "ProcessPoolExecutor",
+         "Loky": "loky"}
 SLOWEST = 3
 DETAIL = 200          # characters of a task's description kept (a bounded repr)
 
