@@ -32,12 +32,18 @@ def set_child_subreaper() -> bool:
 
 
 def run_env(core: Core, run: Run, sock_path: str) -> dict:
-    """The main program's environment: the server's, plus how to reach it and be recognised."""
+    """The main program's environment: the server's, plus how to reach it and be recognised.
+
+    Only ``BOOT_DIR`` (which holds sitecustomize.py alone) joins the path: the folder that holds
+    mpdash (a checkout, or the server's site-packages) would shadow the program's own packages
+    under its own interpreter. sitecustomize loads the package from ``ENV_PACKAGE`` instead.
+    """
     env = dict(os.environ)
     env.update({
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(
-            [BOOT_DIR, PROJECT_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+            [BOOT_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+        protocol.ENV_PACKAGE: PACKAGE_DIR,
         protocol.ENV_EVENTS: sock_path, protocol.ENV_SERVER_PID: str(core.server_pid),
         protocol.ENV_RUN_MAIN: "1", protocol.ENV_RUN_ID: run.id,
     })
@@ -82,6 +88,7 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         if cgroup is not None:
             core.cgroups.release(cgroup)
         raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+    lower_priority(popen.pid, core.hub.limits.run_nice)
     live = LiveRun(run=run, popen=popen, listener=listener, sock_path=sock_path,
                    analyze=analyze, echo=echo, cgroup=cgroup)
     if run.time_limit:
@@ -98,6 +105,18 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     reaping.birth(core, live, popen.pid, ppid=core.server_pid, role="main", name="MainProcess")
     core.hub.set_state(run, "running")
     return run
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Make the new main ``nice`` steps nicer (Limits.run_nice); everything it starts inherits it.
+    Right after exec, before the program can start anything: Popen returns once exec is done
+    and an interpreter's start-up alone takes tens of ms. Raising niceness needs no privilege."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+    except OSError:   # already gone: its exit is seen as usual
+        pass
 
 
 def start_watchdog(python: str, marker: str, cgroups: Cgroups) -> subprocess.Popen | None:
