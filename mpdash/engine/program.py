@@ -148,6 +148,10 @@ def findings(run: Run) -> list[dict]:
         pids = sorted(tasks)
         counts = [tasks[pid] for pid in pids]
         per = ", ".join(f"{pid} ran {tasks[pid]}" for pid in pids)
+        # Workers that ran none are part of the answer (a pool that spread its work unevenly).
+        idle = sum(1 for p in procs if p.role == "worker" and p.pid not in tasks)
+        if idle:
+            per += f"; {_plural(idle, 'other worker')} ran none"
         out.append({"key": "tasks_per_worker", "value": dict(zip(map(str, pids), counts)),
                     "unit": None,
                     "text": f"{_plural(sum(counts), 'task')} ran on "
