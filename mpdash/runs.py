@@ -826,8 +826,10 @@ class Engine:
                     extra = live.analyze(run) or []
                 keys = {f["key"] for f in extra}
                 run.findings = [f for f in run.findings if f["key"] not in keys] + list(extra)
-            except Exception:
+            except Exception as exc:
+                # Findings must never vanish silently: the run says its analysis broke.
                 log.exception("analysis of run %s", run.id)
+                error = f"the analysis of this run failed: {type(exc).__name__}: {exc}"
         del self._live[run.id]
         self._strays_until = time.monotonic() + 5.0
         self._reap_strays()
