@@ -39,7 +39,7 @@ test: dev chromium
 
 # Without the browser tests: handy while editing the engine.
 test-fast: dev
-	$(BIN)/python -m pytest -m "not browser"
+	$(BIN)/python -m pytest -m "not browser and not soak"
 
 # Glances (the competitor figure) lives in its own venv so it never touches the app's pins.
 bench: dev benchmarks/.venv/.glances
