@@ -1,7 +1,11 @@
 """Every lesson runs with its defaults and gives the tutorial's result and its findings."""
 from __future__ import annotations
 
+import re
+
 import pytest
+
+from tests.conftest import run_lesson
 
 # lesson id -> (expected result, or a check of it; finding keys it must state)
 EXPECTED = {
@@ -26,11 +30,100 @@ EXPECTED = {
 }
 
 
-def run_lesson(dashboard, lesson_id, params=None, timeout=60):
-    run = dashboard.engine.start_lesson(lesson_id, params or {})
-    dashboard.engine.wait(run.id, timeout=timeout)
-    with dashboard.hub.lock:
-        return run.to_json()
+# ------------------------------------------------------------------ each finding, as written
+# Written from this run's numbers: for each key, the number as the lesson prints it must be in
+# the sentence, within half a unit of the printed precision (plus the value's own rounding).
+
+def _number(pattern, text, scale=1.0):
+    match = re.search(pattern, text)
+    assert match, (pattern, text)
+    return float(match.group(1).replace(",", "")) * scale
+
+
+def _shows(pattern, scale=1.0, tolerance=0.0):
+    def check(value, text, run):
+        shown = _number(pattern, text, scale)
+        assert abs(shown - value) <= tolerance, (value, shown, text)
+    return check
+
+
+def _size_shown(value, text, run):
+    """process-costs' sizes: KiB under 1 MiB, MiB with one decimal above."""
+    if value < 1 << 20:
+        _shows(r"([\d,]+) KiB", 1024, 512 + 1)(value, text, run)
+    else:
+        _shows(r"([\d,.]+) MiB", 2**20, 2**20 * 0.05 + 1)(value, text, run)
+
+
+def _speedup(value, text, run):
+    if "about as fast as" in text:
+        assert 0.95 <= value <= 1.05, (value, text)
+    elif "faster than" in text:
+        assert value >= 1 and abs(_number(r"([\d.]+)× faster", text) - value) <= 0.06, (value, text)
+    else:
+        assert value < 1 and abs(_number(r"([\d.]+)× slower", text) - 1 / value) <= 0.1, (value, text)
+
+
+def _tasks(value, text, run):
+    counts = [int(c) for c in value.split("/")]
+    assert _number(r"^(\d+) tasks? went", text) == sum(counts), (value, text)
+    assert _number(r"went to (\d+) workers", text) == len(counts), (value, text)
+
+
+def _daemon(value, text, run):
+    daemon = next(p for p in run["processes"] if p["daemon"])
+    assert f"exit code {daemon['exitcode']}" in text, text
+    assert value == ("(SIGTERM, sent by" in text), (value, text)
+
+
+def _nondaemon(value, text, run):
+    steps = run["params"]["steps"]
+    assert value == (f"counted to {steps} of {steps}" in text and "code 0:" in text), (value, text)
+
+
+def _survivors(value, text, run):
+    ok, of = _number(r"^(\d+) of", text), _number(r"of (\d+) other", text)
+    assert value == (ok == of and of > 0), (value, text)
+
+
+def _first(value, text, run):
+    assert text.startswith(f"{value} (pid "), (value, text)
+
+
+SHOWN = {
+    "printing_processes": _shows(r"^(\d+) process"),
+    "first": _first,
+    "speedup": _speedup,
+    "threads_peak_cpu": _shows(r"used at most (\d+)% CPU", tolerance=0.5),
+    "processes_peak_cpu": _shows(r"used at most (\d+)% CPU", tolerance=0.5),
+    "rss_per_thread_bytes": lambda v, t, r: (_size_shown if r["lesson"] == "process-costs"
+                                             else _shows(r"added (\d+) KiB", 1024, 512))(v, t, r),
+    "rss_per_process_bytes": lambda v, t, r: (_size_shown(v, t, r) if r["lesson"] == "process-costs"
+                                              else _shows(r"had ([\d.]+) MiB", 2**20,
+                                                          2**20 * 0.05)(v, t, r)),
+    "received": _shows(r"(?:got |^)(\d+)"),
+    "recv_wait_ms": _shows(r"for ([\d.]+) ms", tolerance=0.051),
+    "round_trip_us": _shows(r"messages: (\d+) µs", tolerance=0.51),
+    "num": _shows(r"num.value = (-?\d+)"),
+    "expected": _shows(r"should give ([\d,]+)"),
+    "unlocked_total": _shows(r"ended at ([\d,]+)"),
+    "locked_total": _shows(r"ended at ([\d,]+)"),
+    "lost_updates": lambda v, t, r: (_shows(r"^([\d,]+) updates")(v, t, r) if v
+                                     else None if "No update was lost" in t
+                                     else pytest.fail(t)),
+    "tasks_per_worker": _tasks,
+    "daemon_terminated": _daemon,
+    "nondaemon_completed": _nondaemon,
+    "crashed_exitcode": _shows(r"exit code (-?\d+)"),
+    "survivors_ok": _survivors,
+    "start_ms_thread": _shows(r"in ([\d.]+) ms", tolerance=0.0006),
+    "start_ms_fork": _shows(r"in ([\d.]+) ms", tolerance=0.051),
+    "start_ms_forkserver": _shows(r"took ([\d.]+) ms", tolerance=0.051),
+    "start_ms_spawn": _shows(r"took ([\d.]+) ms", tolerance=0.051),
+    "pipe_mb_s": _shows(r"moved ([\d,]+) MB/s", tolerance=0.5),
+    "queue_mb_s": _shows(r"moved ([\d,]+) MB/s", tolerance=0.5),
+    "shared_mb_s": _shows(r"at ([\d,]+) MB/s", tolerance=0.5),
+}
 
 
 @pytest.mark.parametrize("lesson_id", sorted(EXPECTED))
@@ -44,14 +137,11 @@ def test_defaults_reproduce_the_tutorial(dashboard, lesson_id):
         assert data["result"] == expected
     found = {f["key"]: f for f in data["findings"]}
     assert keys <= set(found), sorted(found)
+    assert data["error"] is None, data["error"]   # e.g. the lesson's analysis raised
     for finding in found.values():
         assert finding["text"] and isinstance(finding["value"], (int, float, bool, str))
-        value = finding["value"]
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            # written from this run's numbers: the value (as printed) is in the sentence
-            shown = {f"{value}", f"{value:,}", f"{value:.0f}", f"{value:.1f}", f"{value:,.0f}",
-                     f"{value / 1024:.0f}", f"{value / 2**20:.1f}", f"{value:.3f}"}
-            assert any(s in finding["text"] for s in shown), finding
+        assert finding["key"] in SHOWN, f"no check of how {finding['key']!r} is written"
+        SHOWN[finding["key"]](finding["value"], finding["text"], data)
 
 
 def test_tutorial_lines_are_printed_by_the_children(dashboard):
@@ -90,6 +180,9 @@ def test_pipe_ping_pong(dashboard):
     assert data["state"] == "finished", data["error"]
     rtt = next(f for f in data["findings"] if f["key"] == "round_trip_us")
     assert 0 < rtt["value"] < 1_000_000
+    # The result is what came back (each message echoed), not the parameter handed in.
+    assert data["result"] == {"echoed": 50, "median_us": rtt["value"]}
+    SHOWN["round_trip_us"](rtt["value"], rtt["text"], data)
 
 
 def test_pool_chunksize_and_imap_unordered(dashboard):

@@ -16,7 +16,8 @@ import pytest
 from mpdash.dashboard import Dashboard
 from mpdash.runs import BOOT_DIR, PROJECT_ROOT, LimitError
 from mpdash.state import Limits
-from tests.leaks import assert_none_left, run_processes, zombie_children
+from tests.conftest import wait_until
+from tests.leaks import alive, assert_none_left, marked_processes, run_processes, zombie_children
 
 PROGRAMS = os.path.join(os.path.dirname(__file__), "programs")
 
@@ -26,28 +27,10 @@ def program(name, *args):
     return [sys.executable, os.path.join(PROGRAMS, name), *map(str, args)]
 
 
-def wait_for(predicate, timeout=15.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 def gone_within(pids, timeout):
     """Seconds until every pid is gone (dead or a zombie), or None if some outlived timeout."""
     t0 = time.monotonic()
-    if wait_for(lambda: not any(alive(p) for p in pids), timeout=timeout, step=0.005):
+    if wait_until(lambda: not any(alive(p) for p in pids), timeout=timeout, step=0.005):
         return time.monotonic() - t0
     return None
 
@@ -68,11 +51,12 @@ def make_dash(request):
     yield make
     for dash in made:
         dash.close()
-    assert_none_left(os.getpid())
+    for dash in made:
+        assert_none_left(dash)
 
 
 def live_pids_when(run, n, timeout=20):
-    assert wait_for(lambda: len(run.live_pids()) >= n, timeout=timeout), run.processes
+    assert wait_until(lambda: len(run.live_pids()) >= n, timeout=timeout), run.processes
     return run.live_pids()
 
 
@@ -89,14 +73,14 @@ def test_stop_leaves_nothing_within_two_seconds(make_dash, method):
     took = time.monotonic() - t0
     assert run.state == "stopped"
     assert took < 2.0 and gone_within(pids, 0.01) is not None
-    assert run_processes(os.getpid()) == []
+    assert run_processes(dash) == []
     print(f"stop {make_dash.mode} {method}: {took * 1000:.0f} ms to the last process gone")
 
 
 def test_finished_run_kills_its_leftovers(make_dash):
     dash = make_dash()
     run = dash.engine.start_command(program("orphan_maker.py"))
-    orphan = int(wait_for(lambda: next((l["text"].split()[1] for l in list(run.output)
+    orphan = int(wait_until(lambda: next((l["text"].split()[1] for l in list(run.output)
                                         if l["text"].startswith("orphan")), None)))
     dash.engine.wait(run.id, timeout=10)
     main = run.processes[run.main_pid]
@@ -127,10 +111,10 @@ def test_orphans_are_seen_marked_and_end_with_their_run(make_dash, setsid):
     dash = make_dash()
     run = dash.engine.start_command(program("orphan_maker.py", *(["setsid"] if setsid else []),
                                             "hold", 30))
-    orphan = int(wait_for(lambda: next((l["text"].split()[1] for l in list(run.output)
+    orphan = int(wait_until(lambda: next((l["text"].split()[1] for l in list(run.output)
                                         if l["text"].startswith("orphan")), None)))
     # Its parent is dead: it is the server's child now, found by a scan, and marked.
-    assert wait_for(lambda: run.processes.get(orphan, {}).get("orphan"), timeout=5), \
+    assert wait_until(lambda: run.processes.get(orphan, {}).get("orphan"), timeout=5), \
         run.processes.get(orphan)
     assert run.processes[orphan]["ppid"] == os.getpid() and alive(orphan)
     dash.engine.stop(run.id)
@@ -167,7 +151,7 @@ def test_crashing_main_takes_its_workers_along(make_dash):
     last = max(p["ended_at"] for p in run.processes.values())
     assert last - main["ended_at"] < 2.0
     assert all(p["ended_at"] for p in run.processes.values())
-    assert run_processes(os.getpid()) == []
+    assert run_processes(dash) == []
 
 
 def test_time_limit_of_one_second(make_dash):
@@ -198,7 +182,7 @@ def test_fork_bomb_is_stopped_and_the_server_carries_on(make_dash):
     run = dash.engine.start_command(program("forkbomb.py", 4, 5))
     dash.engine.wait(run.id, timeout=20)
     assert run.state == "stopped" and run.error.startswith("process limit"), run.error
-    assert_none_left(os.getpid(), within=3)
+    assert_none_left(dash, within=3)
     after = dash.engine.start_lesson("pool-map", {})
     dash.engine.wait(after.id, timeout=20)
     assert after.state == "finished" and after.result == [1, 4, 9, 16, 25]
@@ -211,7 +195,7 @@ def test_pids_max_stops_a_fork_bomb_at_the_kernel(make_dash):
     dash = make_dash(max_processes=10_000, run_tasks=24)
     run = dash.engine.start_command(program("forkbomb.py", 4, 4))   # up to 340 otherwise
     cg = dash.engine._live[run.id].cgroup
-    assert wait_for(lambda: cg.pids_max_hits() > 0, timeout=10), "the kernel refused no fork"
+    assert wait_until(lambda: cg.pids_max_hits() > 0, timeout=10), "the kernel refused no fork"
     time.sleep(0.5)
     assert len(cg.pids()) <= 24
     assert len(run.processes) <= 24
@@ -243,21 +227,41 @@ def test_cgroups_are_removed_after_each_run_and_at_close():
         run = dash.engine.start_lesson("pool-map", {})
         cg = dash.engine._live[run.id].cgroup
         # The main joins its cgroup itself (sh wrapper) before it execs the program.
-        assert wait_for(lambda: run.main_pid in cg.pids(), timeout=5)
+        assert wait_until(lambda: run.main_pid in cg.pids(), timeout=5)
         dash.engine.wait(run.id, timeout=20)
-        assert wait_for(lambda: not any(os.path.exists(d) for d in cg.dirs), timeout=3)
+        assert wait_until(lambda: not any(os.path.exists(d) for d in cg.dirs), timeout=3)
         parents = [p for p in (cgroups.v2_parent, cgroups.pids_parent) if p]
     assert not any(os.path.exists(p) for p in parents)
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 # ------------------------------------------------------------------ the PDEATHSIG race
 
+def _child_subreaper(on: bool) -> bool:
+    """Make this process a child subreaper (or not); returns what it was before."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    was = ctypes.c_int()
+    assert libc.prctl(37, ctypes.byref(was), 0, 0, 0) == 0      # PR_GET_CHILD_SUBREAPER
+    assert libc.prctl(36, int(on), 0, 0, 0) == 0                 # PR_SET_CHILD_SUBREAPER
+    return bool(was.value)
+
+
+@pytest.fixture(params=[True, False], ids=["subreaper", "no-subreaper"])
+def subreaper(request):
+    """Both homes an orphan can get: this process as its subreaper (what a server is) or init.
+    Set here, not left to whichever Dashboard happened to run earlier in the session."""
+    before = _child_subreaper(request.param)
+    yield request.param
+    _child_subreaper(before)
+
+
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_path):
+def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_path, subreaper):
     """The main exits the instant start() returns: its children have not run a line yet, so
-    PR_SET_PDEATHSIG cannot be set in time; the probe's re-check after prctl must catch it.
-    No server here (it would clean up anyway): the probe alone must do it."""
+    PR_SET_PDEATHSIG cannot be set in time; the probe's re-check after prctl must catch it,
+    whether the orphans land on a subreaper (the probe must not take it for their parent) or
+    on init. No server here (it would clean up anyway): the probe alone must do it."""
     marker = uuid.uuid4().hex
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([BOOT_DIR, PROJECT_ROOT]),
                MPDASH_EVENTS="/nonexistent/mpdash.sock", MPDASH_SERVER_PID=str(os.getpid()),
@@ -272,25 +276,16 @@ def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_
     assert len(children) == 6, out
 
     def with_marker():
-        needle = f"MPDASH_ENGINE={marker}".encode()
-        found = []
-        for name in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{name}/environ", "rb") as f:
-                    if needle in f.read().split(b"\0") and alive(int(name)):
-                        found.append(int(name))
-            except OSError:
-                pass
-        return found
+        return marked_processes(f"MPDASH_ENGINE={marker}")
 
-    left = wait_for(lambda: not with_marker(), timeout=5)
+    left = wait_until(lambda: not with_marker(), timeout=5)
     survivors = with_marker()
     for pid in survivors:   # a failed test must not leave 60 s sleepers behind
         os.kill(pid, signal.SIGKILL)
-    # They were re-parented to this process (a subreaper since the first Dashboard): reap.
-    time.sleep(0.05)
-    for pid in zombie_children(os.getpid(), group=racer.pid):
-        os.waitpid(pid, 0)
+    wait_until(lambda: not any(alive(pid) for pid in children), timeout=5)
+    if subreaper:   # they were re-parented to this process: reap them
+        for pid in zombie_children(os.getpid(), group=racer.pid):
+            os.waitpid(pid, 0)
     assert left, f"children outlived their main: {survivors}"
 
 
@@ -310,86 +305,21 @@ def test_fifty_runs_leak_no_fd_thread_or_zombie():
         zombies = set(zombie_children(os.getpid()))
         for i in range(50):
             one(i)
-        assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds, timeout=3), \
+        assert wait_until(lambda: len(os.listdir("/proc/self/fd")) <= fds, timeout=3), \
             (fds, sorted(os.listdir("/proc/self/fd")))
         assert threading.active_count() <= threads
         assert set(zombie_children(os.getpid())) - zombies == set()
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 # ------------------------------------------------------------------ the server process itself
-
-APP = os.path.join(PROJECT_ROOT, "app.py")
-
-
-def _accepts(host, port):
-    import socket
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-class Server:
-    """``python app.py`` as a child process on a free loopback port."""
-
-    def __init__(self, *args, env=None):
-        import tempfile
-        self.data = tempfile.TemporaryDirectory(prefix="mpdash-test-data-")
-        self.proc = subprocess.Popen([sys.executable, APP, "--port", "0", "--data",
-                                      self.data.name, *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env={**os.environ, **(env or {})})
-        line = self.proc.stdout.readline()   # the URL, printed with flush=True
-        assert "serving on http://" in line, line
-        self.first_line = line
-        self.url = line.split()[3].split("?")[0].rstrip("/")
-        self.pid = self.proc.pid
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-        host, port = self.url.split("//")[1].rsplit(":", 1)
-        assert wait_for(lambda: _accepts(host, int(port)), timeout=15), "server never listened"
-
-    def start(self, lesson, params):
-        import requests
-        r = requests.post(f"{self.url}/api/runs", json={"lesson": lesson, "params": params},
-                          timeout=10)
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
-
-    def live_count(self, run_id):
-        import requests
-        run = requests.get(f"{self.url}/api/runs/{run_id}", timeout=10).json()
-        return sum(p["ended_at"] is None for p in run["processes"])
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for pid in run_processes(self.pid):   # never leave a failed test's processes around
-            os.kill(pid, signal.SIGKILL)
-        self.data.cleanup()
-
-
-@pytest.fixture
-def server_factory():
-    made = []
-
-    def make(*args, **kw):
-        made.append(Server(*args, **kw))
-        return made[-1]
-
-    yield make
-    for server in made:
-        server.close()
-
 
 def _busy_server(make, methods, env=None):
     server = make(env=env)
     runs = [server.start("pool-map", {"spin": 5.0, "items": 30, "workers": 3,
                                       "start_method": m}) for m in methods]
     for run_id in runs:
-        assert wait_for(lambda: server.live_count(run_id) >= 4, timeout=20)
+        assert wait_until(lambda: server.live_count(run_id) >= 4, timeout=20)
     assert len(run_processes(server.pid)) >= 4 * len(runs)
     return server
 
@@ -399,7 +329,7 @@ def test_server_interrupt_or_terminate_leaves_nothing(server_factory, sig):
     server = _busy_server(server_factory, ["fork", "spawn"])
     t0 = time.monotonic()
     os.kill(server.pid, sig)
-    assert wait_for(lambda: not run_processes(server.pid), timeout=2.0, step=0.005), \
+    assert wait_until(lambda: not run_processes(server.pid), timeout=2.0, step=0.005), \
         run_processes(server.pid)
     took = time.monotonic() - t0
     assert server.proc.wait(timeout=5) in (0, 128 + sig)
@@ -414,7 +344,7 @@ def test_server_sigkill_leaves_nothing_within_three_seconds(server_factory, cgro
     t0 = time.monotonic()
     os.kill(server.pid, signal.SIGKILL)
     server.proc.wait(timeout=5)
-    assert wait_for(lambda: not run_processes(server.pid), timeout=3.0, step=0.005), \
+    assert wait_until(lambda: not run_processes(server.pid), timeout=3.0, step=0.005), \
         run_processes(server.pid)
     took = time.monotonic() - t0
     print(f"server SIGKILL ({cgroups}): {before} processes gone in {took * 1000:.0f} ms")

@@ -18,7 +18,7 @@ from mpdash.runs import PROJECT_ROOT
 from mpdash.state import Hub, Run
 from mpdash.store import CRASHED_ERROR, DB_NAME, Store
 from tests.leaks import assert_none_left, run_processes
-from tests.test_export import check_csv, check_trace
+from tests.conftest import check_csv, check_trace, wait_until
 
 
 def _without_duration(run: dict) -> dict:
@@ -39,7 +39,7 @@ def test_a_run_survives_a_restart_with_its_exports(tmp_path):
         csv_before = client.get(f"/api/runs/{run.id}/metrics.csv").get_data(as_text=True)
         trace_before = client.get(f"/api/runs/{run.id}/trace.json").get_json()
         last_seq = dash.hub.seq
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
     assert before["state"] == "finished" and before["metrics"] and before["output"]
 
     with Dashboard(data_dir=str(tmp_path)) as dash:
@@ -62,7 +62,7 @@ def test_a_run_survives_a_restart_with_its_exports(tmp_path):
         dash.engine.wait(second.id, timeout=30)
         assert second.seq > last_seq
         assert client.delete(f"/api/runs/{run.id}").status_code == 204
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
     with Dashboard(data_dir=str(tmp_path)) as dash:
         assert set(dash.hub.runs) == {second.id}
@@ -145,13 +145,9 @@ def test_the_file_keeps_what_memory_keeps_of_a_long_run(tmp_path):
 
 
 def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    value = wait_until(predicate, timeout=timeout, step=0.05)
+    assert value, f"timed out waiting for {what}"
+    return value
 
 
 def _stored_live_run(path):
@@ -206,17 +202,19 @@ def test_a_run_live_when_the_server_was_killed_comes_back_failed(tmp_path):
 
 def test_app_py_keeps_history_in_its_data_dir(tmp_path):
     import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(tmp_path)],
+    # --port 0: the server binds a free port and prints it (a port found free here and closed
+    # again could be taken by another process before the server binds it).
+    server = subprocess.Popen([sys.executable, "app.py", "--port", "0", "--data", str(tmp_path)],
                               cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}/api"
     try:
-        assert b"serving on" in server.stdout.readline()
+        line = server.stdout.readline().decode()
+        assert "serving on http://" in line, line
+        url = line.split()[3].split("?")[0].rstrip("/")
+        base = f"{url}/api"
+        port = int(url.rsplit(":", 1)[1])
 
-        def listening():   # the line is printed just before the bind
+        def listening():
             with socket.socket() as conn:
                 return conn.connect_ex(("127.0.0.1", port)) == 0
         _wait_for(listening, 20, "the server to listen")
@@ -296,7 +294,8 @@ def test_processes_opening_one_folder_at_once_all_keep_their_runs(tmp_path):
         [(f"r{i}", "finished", [f"hello from r{i}"]) for i in range(8)]
 
 
-def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path):
+def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="mpdash")
     hub = Hub()
     store = Store(str(tmp_path))
     store.attach(hub)
@@ -311,6 +310,10 @@ def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path):
             hub.add_output(run, 1, "out", f"line {i}", time.time())
         store.flush()
         failed_batches = store.batches
+        # The write really met the lock: nothing of it is in the file, and the store said so.
+        assert other.execute("SELECT count(*) FROM lines WHERE run = 'rlocked'").fetchone() == (0,)
+        assert any("locked by another process; retrying" in r.getMessage() for r in caplog.records), \
+            [r.getMessage() for r in caplog.records]
         other.execute("ROLLBACK")
         hub.set_state(run, "finished")
         assert store.flush()
