@@ -20,6 +20,7 @@ from tests.conftest import wait_until
 from tests.leaks import alive, assert_none_left, marked_processes, run_processes, zombie_children
 
 PROGRAMS = os.path.join(os.path.dirname(__file__), "programs")
+APP = os.path.join(PROJECT_ROOT, "app.py")
 
 
 
@@ -109,6 +110,8 @@ def test_an_unreported_child_started_just_before_the_main_returns_ends_with_the_
 @pytest.mark.parametrize("setsid", [False, True], ids=["orphan", "setsid-orphan"])
 def test_orphans_are_seen_marked_and_end_with_their_run(make_dash, setsid):
     dash = make_dash()
+    procs = []
+    dash.hub.subscribe(lambda name, msg: procs.append(dict(msg)) if name == "proc" else None)
     run = dash.engine.start_command(program("orphan_maker.py", *(["setsid"] if setsid else []),
                                             "hold", 30))
     orphan = int(wait_until(lambda: next((l["text"].split()[1] for l in list(run.output)
@@ -117,6 +120,11 @@ def test_orphans_are_seen_marked_and_end_with_their_run(make_dash, setsid):
     assert wait_until(lambda: run.processes.get(orphan, {}).get("orphan"), timeout=5), \
         run.processes.get(orphan)
     assert run.processes[orphan]["ppid"] == os.getpid() and alive(orphan)
+    # docs/API.md `proc`: viewers learn it live, from its `start` if it was first seen
+    # orphaned, else from an `update` once it is.
+    said = [(m["kind"], m["orphan"]) for m in procs if m["pid"] == orphan and m["kind"] != "exit"]
+    assert said and said[-1][1] is True, said
+    assert said[0] == ("start", True) or ("update", True) in said, said
     dash.engine.stop(run.id)
     assert not alive(orphan) and run.processes[orphan]["ended_at"] is not None
 
@@ -283,10 +291,20 @@ def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_
     for pid in survivors:   # a failed test must not leave 60 s sleepers behind
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not any(alive(pid) for pid in children), timeout=5)
-    if subreaper:   # they were re-parented to this process: reap them
+    codes = {}
+    if subreaper:   # they were re-parented to this process: reap them, and read their codes
         for pid in zombie_children(os.getpid(), group=racer.pid):
-            os.waitpid(pid, 0)
+            _, status = os.waitpid(pid, 0)
+            codes[pid] = os.waitstatus_to_exitcode(status)
     assert left, f"children outlived their main: {survivors}"
+    if subreaper:
+        # docs/API.md: a process whose parent was gone before its PR_SET_PDEATHSIG was armed
+        # "exits with code 137 at start"; one that armed it in time gets the signal (-9). The
+        # spawn children cannot have armed it (the main exits as start() returns).
+        got = [codes.get(pid) for pid in children]
+        assert set(got) <= {137, -signal.SIGKILL}, codes
+        if method == "spawn":
+            assert set(got) == {137}, codes
 
 
 # ------------------------------------------------------------------ no leaks in the server
@@ -359,3 +377,61 @@ def test_pool_terminated_at_birth_does_not_hang_the_run(dashboard):
         cwd=PROJECT_ROOT)
     dashboard.engine.wait(run.id, timeout=30)
     assert run.state == "finished" and run.result == 20, (run.state, run.error)
+
+
+def test_app_py_on_a_busy_port_exits_2_and_names_it(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, APP, "--port", str(port), "--data", str(tmp_path)],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, (done.returncode, done.stderr[-1000:])
+    assert f"port {port}" in done.stderr and "--port" in done.stderr, done.stderr[-1000:]
+    assert "serving on" not in done.stdout
+
+
+def _mpdash_cgroups(mounts, server_pid):
+    return [os.path.join(m, n) for m in mounts for n in os.listdir(m)
+            if n.startswith(f"mpdash-{server_pid}-")]
+
+
+def test_the_watchdog_removes_a_killed_servers_cgroups(server_factory):
+    probe = Dashboard(cgroups=True)
+    mounts = [os.path.dirname(p) for p in (probe.engine.cgroups.v2_parent,
+                                           probe.engine.cgroups.pids_parent) if p]
+    probe.close()
+    if not mounts:
+        pytest.skip(f"no writable cgroups here: {probe.engine.cgroups.reason}")
+    server = _busy_server(server_factory, ["fork"])
+    assert _mpdash_cgroups(mounts, server.pid), "the server made no cgroup"
+    os.kill(server.pid, signal.SIGKILL)
+    server.proc.wait(timeout=5)
+    assert wait_until(lambda: not _mpdash_cgroups(mounts, server.pid), timeout=3.0), \
+        _mpdash_cgroups(mounts, server.pid)
+
+
+def test_the_next_server_sweeps_cgroups_a_dead_server_left():
+    """What the watchdog could not remove (it was killed too) goes at the next start."""
+    from mpdash.cgroups import Cgroups
+    first = Cgroups(enabled=True)
+    parents = [p for p in (first.v2_parent, first.pids_parent) if p]
+    first.close()
+    if not parents:
+        pytest.skip(f"no writable cgroups here: {first.reason}")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()                                # a pid nobody has now
+    stale = [os.path.join(os.path.dirname(p), f"mpdash-{gone.pid}-0") for p in parents]
+    for path in stale:
+        os.mkdir(path)
+        os.mkdir(os.path.join(path, "rstale"))   # with a run's cgroup inside, as left
+    second = Cgroups(enabled=True)
+    try:
+        assert [p for p in stale if os.path.exists(p)] == []
+    finally:
+        second.close()
+        for path in stale:                      # a failed sweep must not leave them around
+            for sub in (os.path.join(path, "rstale"), path):
+                if os.path.isdir(sub):
+                    os.rmdir(sub)

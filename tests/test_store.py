@@ -191,7 +191,13 @@ def test_a_run_live_when_the_server_was_killed_comes_back_failed(tmp_path):
         assert "server stopped while this run was live" in run["error"]
         assert [l["text"] for l in run["output"]] == ["working"]
         assert run["metrics"] and all(p["ended_at"] is not None for p in run["processes"])
-        assert run["ended_at"] >= run["started_at"]
+        # docs/API.md: `ended_at` is its last record; processes still open end then, killed.
+        last = max([run["started_at"]] + [l["t"] for l in run["output"]]
+                   + [f["t"] for f in run["metrics"]] + [e["t"] for e in run["events"]]
+                   + [p["started_at"] for p in run["processes"]])
+        open_ones = [p for p in run["processes"] if p["end"] == "killed"]
+        assert run["ended_at"] >= last and run["ended_at"] - last < 1e-6, (run["ended_at"], last)
+        assert open_ones and all(p["ended_at"] == run["ended_at"] for p in open_ones)
         check_trace(client.get(f"/api/runs/{run_id}/trace.json").get_json(), run)
     # Written back: the next start reads it as failed without judging again.
     db = sqlite3.connect(tmp_path / DB_NAME)
@@ -353,3 +359,78 @@ def test_closing_while_another_process_holds_the_file_does_not_crash(tmp_path):
     seconds, alive = proc.stdout.decode().split()
     assert float(seconds) <= 7 and alive == "False"
     assert b"locked by another process; retrying" in proc.stderr
+
+
+def test_the_real_bounds_of_a_run_in_memory_and_in_the_file(tmp_path):
+    """docs/API.md: at most 20 000 lines, 20 000 events, 36 000 frames per run; the oldest
+    leave memory and the file, and output_dropped counts the lines that left."""
+    from mpdash.state import MAX_EVENTS, MAX_FRAMES, MAX_OUTPUT_LINES
+    assert (MAX_OUTPUT_LINES, MAX_EVENTS, MAX_FRAMES) == (20_000, 20_000, 36_000)
+    hub = Hub()
+    store = Store(str(tmp_path))
+    store.attach(hub)
+    try:
+        run = Run(id="rbounds", lesson="watch", title="t", params={})
+        hub.add_run(run)
+        hub.set_state(run, "running")
+        extra = 7
+        t = time.time()
+        for i in range(MAX_OUTPUT_LINES + extra):
+            hub.add_output(run, 1, "out", f"line {i}", t)
+        for i in range(MAX_EVENTS + extra):
+            hub.add_event(run, {"t": t, "pid": 1, "kind": "custom", "detail": str(i)})
+        for i in range(MAX_FRAMES + extra):
+            hub.add_frame({"t": t + i * 1e-4, "cores": [1.0], "pid": [1], "cpu": [float(i % 100)],
+                           "rss": [i], "core": [0], "status": "R", "threads": [1]},
+                          {run.id: [0]}, push=False)
+        hub.set_state(run, "finished")
+        data = run.to_json()
+        assert len(data["output"]) == MAX_OUTPUT_LINES and data["output_dropped"] == extra
+        assert data["output"][0]["text"] == f"line {extra}"          # the oldest left
+        assert len(data["events"]) == MAX_EVENTS and data["events"][0]["detail"] == str(extra)
+        assert len(data["metrics"]) == MAX_FRAMES and data["metrics"][0]["rss"] == [extra]
+        assert store.flush(timeout=60)
+    finally:
+        store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    counts = {table: db.execute(f"SELECT count(*) FROM {table} WHERE run = 'rbounds'").fetchone()[0]
+              for table in ("lines", "events", "frames")}
+    db.close()
+    assert counts == {"lines": MAX_OUTPUT_LINES, "events": MAX_EVENTS, "frames": MAX_FRAMES}
+    (stored,), _ = Store(str(tmp_path)).load()
+    assert stored.output_dropped == extra and stored.output[0]["text"] == f"line {extra}"
+
+
+def test_a_killed_server_loses_at_most_a_quarter_second_of_a_live_run(tmp_path):
+    """docs/API.md: batches every 0.25 s, so a server killed outright loses at most that."""
+    script = ("import time\n"
+              "for i in range(100000):\n"
+              "    print(i, flush=True)\n"
+              "    time.sleep(0.01)\n")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mpdash", "watch", "--port", "0", "--data", str(tmp_path),
+         "--", sys.executable, "-c", script],
+        cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL)
+    try:
+        # The program's echo reaches us as it prints: read until it has run for a while.
+        seen = None
+        deadline = time.monotonic() + 30
+        while seen is None or seen < 150:
+            assert time.monotonic() < deadline, "the program printed too little"
+            seen = int(server.stdout.readline())
+        server.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        server.wait(timeout=10)
+        _wait_for(lambda: not run_processes(server.pid), 5, "the run's processes to die")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+    (run,), _ = Store(str(tmp_path)).load()
+    assert run.state == "failed" and run.error == CRASHED_ERROR
+    kept = [int(l["text"]) for l in run.output]
+    assert kept == list(range(len(kept))) and kept[-1] >= seen - 60   # nothing missing
+    # What the file lacks is at most the last batch period (plus the echo's own delay).
+    assert killed_at - run.output[-1]["t"] <= 0.25 + 0.25, killed_at - run.output[-1]["t"]

@@ -210,6 +210,24 @@ def test_keyboard_r_runs_and_j_k_move(page):
     assert wait_state(page) == "finished"
 
 
+def test_keyboard_s_stops_and_p_toggles_presentation(page, live_server):
+    presenting = lambda: page.evaluate("document.documentElement.classList.contains('presenting')")
+    start(page, "pool-map", spin=5, items=20)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=proc-row][data-role=worker]').length >= 3")
+    page.locator("body").click(position={"x": 5, "y": 900})
+    before = presenting()
+    page.keyboard.press("p")
+    assert presenting() != before
+    assert page.get_attribute('[data-testid="presentation-toggle"]', "aria-pressed") == str(not before).lower()
+    page.keyboard.press("p")
+    assert presenting() == before
+    page.keyboard.press("s")
+    assert wait_state(page, timeout=10_000) == "stopped"
+    run_id = page.get_attribute('[data-testid="run-item"]', "data-run-id")
+    run = requests.get(f"{live_server}/api/runs/{run_id}", timeout=5).json()
+    assert run["state"] == "stopped" and run["error"] == "stopped by the user", run["error"]
+
+
 def test_replay_scrubber_shows_the_past(page):
     start(page, "pool-map", spin=0.3)
     assert wait_state(page) == "finished"
