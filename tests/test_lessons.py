@@ -192,3 +192,30 @@ def test_pool_chunksize_and_imap_unordered(dashboard):
     assert sorted(data["result"]) == [n * n for n in range(1, 21)]
     ends = [e for e in data["events"] if e["kind"] == "task_end"]
     assert len(ends) == 4 and all(e["items"] == 5 for e in ends)
+
+
+@pytest.mark.parametrize("code, terminate, value, signal_text", [
+    (-15, True, True, "SIGTERM, sent by terminate() at its main's exit"),
+    (-15, False, False, "SIGTERM, not sent by its main"),   # someone else's SIGTERM
+    (-9, False, False, "SIGKILL, not sent by its main"),
+    (-9, True, False, "SIGKILL, sent by terminate() at its main's exit"),
+    (0, False, False, None),
+])
+def test_daemon_terminated_reports_what_the_run_saw(code, terminate, value, signal_text):
+    """Not any negative code, and not SIGTERM read off -15 alone: the signal of the exit code,
+    and whether the run saw a terminate() of that child."""
+    from types import SimpleNamespace
+    from mpdash.lessons import daemon
+    pid = 4242
+    run = SimpleNamespace(
+        params={"steps": 5}, output=[{"pid": pid, "text": "daemon: 1"}],
+        events=[{"kind": "terminate", "channel": str(pid)}] if terminate else [],
+        processes={pid: {"pid": pid, "role": "worker", "start_method": "fork", "daemon": True,
+                         "exitcode": code}})
+    (found,) = daemon.analyze(run)
+    assert found["key"] == "daemon_terminated" and found["value"] is value, found
+    assert f"exit code {code}" in found["text"]
+    if signal_text:
+        assert f"({signal_text})" in found["text"], found["text"]
+    else:
+        assert "SIG" not in found["text"], found["text"]

@@ -45,7 +45,7 @@ def analyze(run):
             if signalled:
                 names = {int(s): s.name for s in signal.Signals}
                 how += f" ({names.get(-code, f'signal {-code}')}"
-                how += ", sent by its main's exit hook)." if asked else ", not sent by its main)."
+                how += ", sent by terminate() at its main's exit)." if asked else ", not sent by its main)."
             else:
                 how += "."
             found.append({"key": "daemon_terminated", "value": terminated, "unit": None,
