@@ -40,10 +40,51 @@ json_values = st.recursive(scalars, lambda inner: st.one_of(
     max_leaves=12)
 params = st.one_of(json_values, st.dictionaries(
     st.one_of(st.sampled_from(PARAM_NAMES), st.text(max_size=12)), json_values, max_size=5))
+def _near(spec):
+    """Values for one parameter around its published bounds and type: the edges where a
+    validator goes wrong (min-1, min, max, max+1, halves, other types)."""
+    kind = spec["type"]
+    if kind == "choice":
+        return st.one_of(st.sampled_from(spec["choices"]), st.sampled_from(["", "nope", "FORK"]),
+                         scalars)
+    if kind == "bool":
+        return st.one_of(st.booleans(), st.sampled_from([0, 1, "true", None]))
+    low, high = spec["min"], spec["max"]
+    edges = [low - 1, low, high, high + 1, low - 0.5, high + 0.5, (low + high) / 2]
+    numbers = st.one_of(st.sampled_from(edges), st.integers(int(low) - 3, int(high) + 3),
+                        st.floats(low - 2, high + 2))
+    return st.one_of(numbers, numbers.map(float), st.booleans(), numbers.map(str))
+
+
+def _valid(spec):
+    kind = spec["type"]
+    if kind == "choice":
+        return st.sampled_from(spec["choices"])
+    if kind == "bool":
+        return st.booleans()
+    if kind == "int":
+        return st.integers(int(spec["min"]), int(spec["max"]))
+    return st.floats(spec["min"], spec["max"])
+
+
+def _one_off(lesson):
+    """A valid parameter set of ``lesson``, with at most one value drawn near its edges."""
+    valid = st.fixed_dictionaries({}, optional={name: _valid(spec)
+                                                for name, spec in SPEC[lesson].items()})
+    changed = st.sampled_from(sorted(SPEC[lesson])).flatmap(
+        lambda name: st.tuples(st.just(name), _near(SPEC[lesson][name])))
+    return st.tuples(valid, st.one_of(st.none(), changed)).map(
+        lambda pair: {"lesson": lesson,
+                      "params": {**pair[0], **(dict([pair[1]]) if pair[1] else {})}})
+
+
+# Bodies that are valid, or invalid in one small way: where the oracle and the server can differ.
+near_valid = st.sampled_from([l for l in LESSON_IDS if SPEC[l]]).flatmap(_one_off)
 bodies = st.one_of(
     json_values,
     st.fixed_dictionaries({"lesson": st.one_of(st.sampled_from(LESSON_IDS), json_values)},
                           optional={"params": params, "extra": json_values}),
+    near_valid, near_valid,
 )
 
 

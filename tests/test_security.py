@@ -1,16 +1,10 @@
 """Who gets in: open on loopback, tokens elsewhere, viewers read-only, same-origin sockets,
 security headers on every response. Only loopback traffic (the token mode is forced by
 configuration, or by binding 127.0.0.2, which is loopback but not an "open" host)."""
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 import requests
 
 from mpdash.web import create_app, security
-from tests.leaks import run_processes
 
 PRESENTER, VIEWER = "presenter-token-0123456789", "viewer-token-9876543210"
 

@@ -11,8 +11,6 @@ import sys
 import time
 import urllib.request
 
-import pytest
-
 from mpdash.dashboard import Dashboard
 from mpdash.runs import PROJECT_ROOT
 from mpdash.state import Hub, Run
@@ -375,14 +373,21 @@ def test_the_real_bounds_of_a_run_in_memory_and_in_the_file(tmp_path):
         hub.set_state(run, "running")
         extra = 7
         t = time.time()
+        # Flushed as it goes, so the oldest rows are in the file before memory drops them.
         for i in range(MAX_OUTPUT_LINES + extra):
             hub.add_output(run, 1, "out", f"line {i}", t)
+            if i in (0, MAX_OUTPUT_LINES - 1):
+                assert store.flush(timeout=60)
         for i in range(MAX_EVENTS + extra):
             hub.add_event(run, {"t": t, "pid": 1, "kind": "custom", "detail": str(i)})
+            if i in (0, MAX_EVENTS - 1):
+                assert store.flush(timeout=60)
         for i in range(MAX_FRAMES + extra):
             hub.add_frame({"t": t + i * 1e-4, "cores": [1.0], "pid": [1], "cpu": [float(i % 100)],
                            "rss": [i], "core": [0], "status": "R", "threads": [1]},
                           {run.id: [0]}, push=False)
+            if i in (0, MAX_FRAMES - 1):
+                assert store.flush(timeout=60)
         hub.set_state(run, "finished")
         data = run.to_json()
         assert len(data["output"]) == MAX_OUTPUT_LINES and data["output_dropped"] == extra

@@ -24,7 +24,7 @@ from mpdash.runs import PROJECT_ROOT
 from mpdash.state import Limits
 from mpdash.store import Store
 from tests.leaks import assert_none_left, run_processes
-from tests.conftest import check_csv, check_trace, wait_until
+from tests.conftest import check_csv, check_trace
 
 SCRIPTS = os.path.join(PROJECT_ROOT, "tests", "scripts")
 EXAMPLES = ("process_target", "process_subclass", "queue_square", "pipe_send", "shared_memory",
