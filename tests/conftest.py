@@ -44,8 +44,7 @@ def run_lesson(dashboard, lesson_id, params=None, timeout=60) -> dict:
     """Run a lesson to its end through the engine; its Run JSON."""
     run = dashboard.engine.start_lesson(lesson_id, params or {})
     dashboard.engine.wait(run.id, timeout=timeout)
-    with dashboard.hub.lock:
-        return run.to_json()
+    return dashboard.hub.snapshot(run)
 
 
 # ------------------------------------------------------------------ engine and web fixtures

@@ -4,7 +4,8 @@ Every process of a run carries its engine's marker (``MPDASH_ENGINE=<token>``, o
 Dashboard) and its server's pid (``MPDASH_SERVER_PID``) in its environment. A test keys its leak
 check on the Dashboard it made (every Dashboard of a pytest session shares the pytest pid, so a
 pid-keyed check would blame one test's leak on another's teardown), or, for a server started as
-its own process, on that process's pid.
+its own process, on that process's pid. /proc is read through mpdash.procfs, whose reads are the
+check (a process can end between a check and an open; a read of a gone one is None).
 """
 from __future__ import annotations
 
@@ -12,24 +13,13 @@ import os
 import signal
 import time
 
-
-def _read(path: str) -> bytes | None:
-    # Never check-then-open: a process can end between the two; the open is the check.
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    except OSError:
-        return None
+from mpdash import procfs, protocol
 
 
 def proc_state(pid: int) -> str | None:
     """The process's state letter (R, S, Z...), or None once it is gone."""
-    stat = _read(f"/proc/{pid}/stat")
-    if not stat:
-        return None
-    return stat[stat.rfind(b")") + 2:][:1].decode()
+    stat = procfs.read_stat(pid)
+    return None if stat is None else stat.state
 
 
 def alive(pid: int) -> bool:
@@ -41,11 +31,9 @@ def marked_processes(entry: str) -> list[int]:
     """Live (non-zombie) processes whose environment holds ``entry`` (``NAME=value``)."""
     needle = entry.encode()
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        env = _read(f"/proc/{name}/environ")
-        if env and needle in env.split(b"\0") and alive(int(name)):
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        env = procfs.environ(int(name))
+        if env and needle in env and alive(int(name)):
             found.append(int(name))
     return found
 
@@ -54,7 +42,7 @@ def run_processes(owner) -> list[int]:
     """Live processes of the runs of ``owner``: a Dashboard (its engine's marker) or the pid
     of a server running as its own process."""
     if isinstance(owner, int):
-        return marked_processes(f"MPDASH_SERVER_PID={owner}")
+        return marked_processes(f"{protocol.ENV_SERVER_PID}={owner}")
     return marked_processes(owner.engine.marker)
 
 
@@ -78,10 +66,8 @@ def zombie_children(parent: int, group: int | None = None) -> list[int]:
     """Zombies whose parent is ``parent`` (in process group ``group``, if given)."""
     found = []
     for name in filter(str.isdigit, os.listdir("/proc")):
-        stat = _read(f"/proc/{name}/stat")
-        if not stat:
-            continue
-        fields = stat.decode(errors="replace").rsplit(")", 1)[1].split()
-        if fields[0] == "Z" and int(fields[1]) == parent and group in (None, int(fields[2])):
+        stat = procfs.read_stat(int(name))
+        if stat is not None and stat.state == "Z" and stat.ppid == parent \
+                and group in (None, stat.pgid):
             found.append(int(name))
     return found

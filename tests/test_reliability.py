@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from mpdash import protocol
 from mpdash.dashboard import Dashboard
 from mpdash.runs import BOOT_DIR, PROJECT_ROOT, LimitError
 from mpdash.state import Limits
@@ -202,7 +203,7 @@ def test_pids_max_stops_a_fork_bomb_at_the_kernel(make_dash):
     # The server's own limit set out of the way: only the kernel stands in the bomb's way.
     dash = make_dash(max_processes=10_000, run_tasks=24)
     run = dash.engine.start_command(program("forkbomb.py", 4, 4))   # up to 340 otherwise
-    cg = dash.engine._live[run.id].cgroup
+    cg = dash.engine.cgroup_of(run.id)
     assert wait_until(lambda: cg.pids_max_hits() > 0, timeout=10), "the kernel refused no fork"
     time.sleep(0.5)
     assert len(cg.pids()) <= 24
@@ -233,7 +234,7 @@ def test_cgroups_are_removed_after_each_run_and_at_close():
         if not cgroups.enabled:
             pytest.skip(f"no writable cgroups here: {cgroups.reason}")
         run = dash.engine.start_lesson("pool-map", {})
-        cg = dash.engine._live[run.id].cgroup
+        cg = dash.engine.cgroup_of(run.id)
         # The main joins its cgroup itself (sh wrapper) before it execs the program.
         assert wait_until(lambda: run.main_pid in cg.pids(), timeout=5)
         dash.engine.wait(run.id, timeout=20)
@@ -284,7 +285,7 @@ def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_
     assert len(children) == 6, out
 
     def with_marker():
-        return marked_processes(f"MPDASH_ENGINE={marker}")
+        return marked_processes(f"{protocol.ENV_ENGINE}={marker}")
 
     left = wait_until(lambda: not with_marker(), timeout=5)
     survivors = with_marker()
