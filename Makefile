@@ -37,7 +37,8 @@ chromium:
 test: dev chromium
 	MPDASH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
-# Without the browser tests: handy while editing the engine.
+# Without the browser tests: handy while editing the engine. "-m" here replaces the
+# "-m \"not soak\"" of pytest.ini's addopts, so the soak is deselected again.
 test-fast: dev
 	$(BIN)/python -m pytest -m "not browser and not soak"
 

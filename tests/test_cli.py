@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from mpdash.store import DB_NAME, DEFAULT_DATA_DIR, Store
+from mpdash.paths import default_data_dir
+from mpdash.store import DB_NAME, Store
 from tests.leaks import run_processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +86,8 @@ def test_a_stopped_run_exits_1():
 
 
 def test_headless_runs_are_not_stored():
-    db = os.path.join(DEFAULT_DATA_DIR, DB_NAME)
+    data_dir = default_data_dir()
+    db = os.path.join(data_dir, DB_NAME)
     existed = os.path.exists(db)
     out = mpdash("run", "process-target", "--json")
     assert out.returncode == 0, out.stderr
@@ -93,5 +95,5 @@ def test_headless_runs_are_not_stored():
     if not existed:
         assert not os.path.exists(db), "mpdash run created a history"
         return
-    runs, _ = Store(DEFAULT_DATA_DIR).load()
+    runs, _ = Store(data_dir).load()
     assert run_id not in {r.id for r in runs}
