@@ -83,7 +83,10 @@ near_valid = st.sampled_from([l for l in LESSON_IDS if SPEC[l]]).flatmap(_one_of
 bodies = st.one_of(
     json_values,
     st.fixed_dictionaries({"lesson": st.one_of(st.sampled_from(LESSON_IDS), json_values)},
-                          optional={"params": params, "extra": json_values}),
+                          optional={"params": params, "extra": json_values,
+                                    "python": st.one_of(st.sampled_from(["server", "3.12.1", "nope",
+                                                                         "/usr/bin/python3"]),
+                                                        json_values)}),
     near_valid, near_valid,
 )
 
@@ -113,10 +116,14 @@ def _param_ok(spec: dict, value) -> bool:
     return spec["min"] <= value <= spec["max"]
 
 
-def contract_accepts(body) -> bool:
+def contract_accepts(body, pythons=lambda: ()) -> bool:
     """The oracle: would the contract accept this body? (an object with "lesson", a known id,
-    optional "params": an object (or null: none) of known names with valid values, nothing else)"""
-    if not isinstance(body, dict) or set(body) - {"lesson", "params"} or "lesson" not in body:
+    optional "params": an object (or null: none) of known names with valid values, optional
+    "python": an id of GET /api/system's "pythons" (``pythons()``), nothing else)"""
+    if not isinstance(body, dict) or set(body) - {"lesson", "params", "python"} \
+            or "lesson" not in body:
+        return False
+    if "python" in body and not (isinstance(body["python"], str) and body["python"] in pythons()):
         return False
     lesson = body["lesson"]
     if not isinstance(lesson, str) or lesson not in SPEC:
@@ -128,6 +135,17 @@ def contract_accepts(body) -> bool:
         return False
     return all(name in SPEC[lesson] and _param_ok(SPEC[lesson][name], value)
                for name, value in params.items())
+
+
+def published_pythons(app):
+    """The interpreter ids the server publishes (read once, when a body names one)."""
+    ids = []
+
+    def get():
+        if not ids:
+            ids.extend(p["id"] for p in app.test_client().get("/api/system").get_json()["pythons"])
+        return ids
+    return get
 
 
 @contextlib.contextmanager
@@ -155,6 +173,7 @@ def assert_alive(client):
 def test_post_runs_never_5xx_and_starts_only_valid():
     with fresh_app() as (dashboard, app):
         client = app.test_client()
+        pythons = published_pythons(app)
 
         @FUZZ
         @given(body=bodies)
@@ -164,7 +183,7 @@ def test_post_runs_never_5xx_and_starts_only_valid():
             new = set(dashboard.hub.runs) - before
             try:
                 assert r.is_json, (r.status_code, r.data[:300])
-                if contract_accepts(body):
+                if contract_accepts(body, pythons):
                     assert r.status_code in (201, 429), (r.status_code, r.get_json(), body)
                 else:
                     assert r.status_code == 400, (r.status_code, r.data[:300], body)
@@ -254,6 +273,7 @@ def sio(app):
 def test_socket_start_always_acked_and_starts_only_valid():
     with fresh_app() as (dashboard, app):
         sio = app.extensions["socketio"].test_client(app)
+        pythons = published_pythons(app)
 
         @FUZZ
         @given(data=bodies)
@@ -263,14 +283,15 @@ def test_socket_start_always_acked_and_starts_only_valid():
             new = set(dashboard.hub.runs) - before
             try:
                 assert isinstance(ack, dict), ack
-                if contract_accepts(data):
+                valid = contract_accepts(data, pythons)
+                if valid:
                     assert ack.get("state") == "running" or ack.get("status") == 429, (ack, data)
                 if "id" in ack:   # a Run (its "error" is null while it runs)
-                    assert contract_accepts(data) and ack["state"] == "running"
+                    assert valid and ack["state"] == "running"
                     assert new == {ack["id"]}
                 else:             # an error ack: a message, nothing started
                     assert isinstance(ack["error"], str) and ack["error"] and not new
-                    assert ack.get("status") == 429 or not contract_accepts(data), (ack, data)
+                    assert ack.get("status") == 429 or not valid, (ack, data)
             finally:
                 stop_all(dashboard)
 
