@@ -90,7 +90,14 @@ def _first(value, text, run):
     assert text.startswith(f"{value} (pid "), (value, text)
 
 
+def _gil(value, text, run):
+    assert f"CPython {run['python']['version']} " in text, (run["python"], text)
+    assert value == bool(run["python"].get("gil_enabled")), (value, run["python"])
+    assert value == ("with a GIL," in text) and value != ("without a GIL" in text), (value, text)
+
+
 SHOWN = {
+    "gil_enabled": _gil,
     "printing_processes": _shows(r"^(\d+) process"),
     "first": _first,
     "speedup": _speedup,
