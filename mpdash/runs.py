@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from mpdash import lessons
+from mpdash import lessons, verdict
 from mpdash.cgroups import Cgroups, RunCgroup
 from mpdash.state import Hub, Run, new_run_id
 
@@ -506,9 +506,11 @@ class Engine:
                 run.error = str(msg.get("text", ""))[-4000:]
         elif kind == "finding":
             with hub.lock:
-                run.findings = [f for f in run.findings if f["key"] != msg.get("key")] + [{
-                    "key": str(msg.get("key")), "value": msg.get("value"),
-                    "text": str(msg.get("text", "")), "unit": msg.get("unit")}]
+                run.findings = verdict.one_headline(
+                    [f for f in run.findings if f["key"] != msg.get("key")] + [{
+                        "key": str(msg.get("key")), "value": msg.get("value"),
+                        "text": str(msg.get("text", "")), "unit": msg.get("unit"),
+                        "headline": bool(msg.get("headline"))}])
         elif kind == "mark":
             with hub.lock:
                 run.marks.append((t, str(msg.get("label")), msg.get("detail") or {}))
@@ -825,9 +827,14 @@ class Engine:
                 with hub.lock:
                     extra = live.analyze(run) or []
                 keys = {f["key"] for f in extra}
-                run.findings = [f for f in run.findings if f["key"] not in keys] + list(extra)
+                run.findings = verdict.one_headline(
+                    [f for f in run.findings if f["key"] not in keys] + list(extra))
             except Exception:
                 log.exception("analysis of run %s", run.id)
+        if run.kind == "watch":   # no lesson says what matters: the Run's own numbers do
+            with hub.lock:
+                run.findings = verdict.one_headline(
+                    run.findings + [verdict.watch_verdict(run, state, main_code, error, time.time())])
         del self._live[run.id]
         self._strays_until = time.monotonic() + 5.0
         self._reap_strays()

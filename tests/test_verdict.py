@@ -1,0 +1,110 @@
+"""The verdict of a run (issue 16): one headline finding, written from the run's own numbers."""
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+
+from mpdash import verdict
+
+
+def run_json(dashboard, lesson_id, params, timeout=60):
+    run = dashboard.engine.start_lesson(lesson_id, params)
+    dashboard.engine.wait(run.id, timeout=timeout)
+    with dashboard.hub.lock:
+        return run.to_json()
+
+
+def headline(data):
+    marked = [f for f in data["findings"] if f["headline"]]
+    assert len(marked) == 1, data["findings"]
+    return marked[0]
+
+
+def test_one_headline_keeps_the_last_one_marked():
+    found = verdict.one_headline([{"key": "a", "headline": True}, {"key": "b"},
+                                  {"key": "c", "headline": True}])
+    assert [f["headline"] for f in found] == [False, False, True]
+    assert [f["headline"] for f in verdict.one_headline([{"key": "a"}])] == [False]
+
+
+def test_cpu_seconds_integrates_each_reading_over_its_own_interval():
+    frames = [{"t": 10.0, "pid": [1, 2], "cpu": [50.0, 0.0]},     # first readings: no interval
+              {"t": 10.5, "pid": [1, 2], "cpu": [100.0, 20.0]},
+              {"t": 11.5, "pid": [1], "cpu": [40.0]}]
+    used = verdict.cpu_seconds(frames)
+    assert abs(used[1][0] - (0.5 + 0.4)) < 1e-9 and used[1][1] == 100.0
+    assert abs(used[2][0] - 0.1) < 1e-9 and used[2][1] == 20.0
+
+
+def test_race_condition_verdicts_differ_with_the_params(dashboard):
+    texts = []
+    for processes, times in ((2, 20_000), (3, 30_000)):
+        data = run_json(dashboard, "race-condition", {"processes": processes, "times": times})
+        assert data["state"] == "finished", data["error"]
+        top = headline(data)
+        assert top["key"] == "lost_updates"
+        expected, locked = data["result"]["expected"], data["result"]["locked"]
+        assert expected == processes * times
+        assert f"{expected:,}" in top["text"] and f"{top['value']:,}" in top["text"]
+        assert f"{expected - locked:,} with" in top["text"]
+        texts.append(top["text"])
+    assert texts[0] != texts[1]
+
+
+def test_daemon_verdict_counts_how_far_the_daemon_got(dashboard):
+    data = run_json(dashboard, "daemon", {"main_seconds": 0.3, "steps": 6, "step_seconds": 0.2})
+    assert data["state"] == "finished", data["error"]
+    top = headline(data)
+    assert top["key"] == "daemon_terminated"
+    daemon = next(p for p in data["processes"] if p["daemon"] and p["role"] == "worker")
+    counted = sum(1 for line in data["output"] if line["pid"] == daemon["pid"])
+    assert counted < 6 and f"counted to {counted} of 6" in top["text"]
+    assert str(daemon["exitcode"]) in top["text"]
+
+
+def test_threads_vs_processes_verdict_names_both_times(dashboard):
+    data = run_json(dashboard, "threads-vs-processes", {"workers": 2, "work": 2_000_000})
+    assert data["state"] == "finished", data["error"]
+    top = headline(data)
+    assert top["key"] == "speedup"
+    r = data["result"]
+    assert f"{r['processes_s']:.2f} s" in top["text"] and f"{r['threads_s']:.2f} s" in top["text"]
+    assert top["text"].startswith("2 processes")
+
+
+BUSY = textwrap.dedent("""
+    import multiprocessing, sys, time
+
+    def spin(seconds):
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
+    if __name__ == "__main__":
+        p = multiprocessing.Process(target=spin, args=(0.6,))
+        p.start()
+        p.join()
+        print("done", p.exitcode)
+        sys.exit(3)
+""")
+
+
+def test_a_watched_programs_verdict_is_how_it_ended_and_its_busiest_process(dashboard, tmp_path):
+    script = tmp_path / "busy.py"
+    script.write_text(BUSY)
+    run = dashboard.engine.start_command([sys.executable, str(script)])
+    dashboard.engine.wait(run.id, timeout=60)
+    with dashboard.hub.lock:
+        data = run.to_json()
+    assert data["state"] == "failed"
+    top = headline(data)
+    assert top["key"] == "verdict"
+    assert "busy.py exited 3 after" in top["text"] and str(tmp_path) not in top["text"]
+    child = next(p for p in data["processes"] if p["role"] == "worker")
+    assert f"(pid {child['pid']})" in top["text"], top["text"]
+    seconds = float(re.search(r"used ([0-9.]+) s of CPU", top["text"]).group(1))
+    assert seconds == top["value"]
+    # The child spun for 0.6 s of its own CPU time; the sampler sees most of it (not its first
+    # reading, which has no interval), and never more than the wall time it lived.
+    assert 0.2 <= seconds <= 0.6 + 0.15, top["text"]
