@@ -26,6 +26,7 @@ import threading
 import time
 
 from mpdash.state import Hub, Run
+from mpdash.verdict import one_headline
 
 __all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "DEFAULT_DATA_DIR"]
 
@@ -387,7 +388,7 @@ class Store:
             data = json.loads(summary)
             run = Run(id=run_id, **{k: data.get(k) for k in _SUMMARY_FIELDS if k in data})
             run.params = run.params or {}
-            run.findings = run.findings or []
+            run.findings = one_headline(run.findings or [])   # a run kept before issue 16 has none
             run.marks = [tuple(m) for m in json.loads(marks)]
             run.output_dropped = dropped
             runs[run_id] = run
