@@ -47,6 +47,7 @@ def test_race_condition_verdicts_differ_with_the_params(dashboard):
         expected, locked = data["result"]["expected"], data["result"]["locked"]
         assert expected == processes * times
         assert f"{expected:,}" in top["text"] and f"{top['value']:,}" in top["text"]
+        assert top["value"] == expected - data["result"]["unlocked"]
         assert f"{expected - locked:,} with" in top["text"]
         texts.append(top["text"])
     assert texts[0] != texts[1]

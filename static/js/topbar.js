@@ -32,7 +32,9 @@ export function closeParams() {
 export function fit(force = false) {
   const bar = $("topbar");
   const key = [window.innerWidth, document.documentElement.className, store.selectedLesson,
-    $("param-fields").childElementCount, $("param-error").hidden, store.role].join("|");
+    $("param-fields").childElementCount, $("param-error").hidden, store.role,
+    // A long run's clock grows from "9.99 s" to "2 min 5 s": measure again when its length does.
+    $("elapsed").textContent.length, $("run-state").textContent].join("|");
   if (!force && key === lastFit) return;
   lastFit = key;
   const wasOpen = bar.classList.contains("params-open");

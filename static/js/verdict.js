@@ -79,7 +79,9 @@ export function verdictOf(view) {
   const question = ofLesson && rec.kind === "watch" ? "" : lesson?.predict || "";
   if (!ofLesson) {
     if (store.selectedLesson === SUMMARY_ID || !lesson) return null;
-    return { mode: "predict", state: "idle", tag: "Predict, then press Run", text: question, sub: "", question: "", headline: "" };
+    // A viewer cannot press Run: the class is asked to predict, the presenter is reminded how to go on.
+    const tag = store.role === "presenter" ? "Predict, then press Run" : "Predict";
+    return { mode: "predict", state: "idle", tag, text: question, sub: "", question: "", headline: "" };
   }
   if (isLive(rec)) {
     const since = rec.started_at ? fmtDuration(Math.max(0, serverNow() - rec.started_at)) : "";

@@ -122,8 +122,11 @@ def test_race_condition_on_a_projector(screen, artifacts):
     assert shown["text"] == top["text"] == page.text_content('[data-testid="finding-lost_updates"]')
     result = result_of(page)
     lost = result["expected"] - result["unlocked"]
-    assert f"{lost:,} of {result['expected']:,} updates lost" in shown["text"]
-    assert f"; {result['expected'] - result['locked']:,} with it" in shown["text"]
+    if lost:
+        assert f"{lost:,} of {result['expected']:,} updates lost" in shown["text"]
+        assert f"; {result['expected'] - result['locked']:,} with it" in shown["text"]
+    else:   # on a busy machine the two processes may not overlap at all: the verdict says so
+        assert f"No update of {result['expected']:,} was lost" in shown["text"]
     assert result["expected"] == 40_000
     check_fits(page, PROJECTOR, ("verdict", "run", "stop", "chart-cpu-cores"))
     page.screenshot(path=str(artifacts / "verdict-race-condition-1280.png"))
