@@ -36,24 +36,30 @@ def _how_it_ended(code: int | None) -> str:
     return f"exited {code}"
 
 
-def cpu_seconds(frames) -> dict:
-    """pid -> (CPU seconds, peak % of one core) over the run's metrics frames.
+def cpu_seconds(frames, started: dict) -> dict:
+    """pid -> CPU seconds used, summed over the run's metrics frames.
 
-    A frame's ``cpu`` is the % of one core since that pid's previous sample, so each reading
-    covers the time back to the previous frame the pid appeared in (its first reading has no
-    known start and is left out of the sum, not guessed).
+    A frame's ``cpu`` is the % of one core since that pid's previous sample (its first one: since
+    the process started, ``started[pid]``), so each reading times its own interval; the sum
+    telescopes back to the CPU time the kernel counted. A pid whose start is unknown has its
+    first reading left out rather than guessed.
     """
-    last_t: dict = {}
+    last_t = dict(started)
     used: dict = {}
     for frame in frames:
         t = frame["t"]
         for pid, cpu in zip(frame["pid"], frame["cpu"]):
-            total, peak = used.get(pid, (0.0, 0.0))
             if pid in last_t and cpu:
-                total += cpu / 100.0 * (t - last_t[pid])
-            used[pid] = (total, max(peak, cpu or 0.0))
+                used[pid] = used.get(pid, 0.0) + cpu / 100.0 * max(0.0, t - last_t[pid])
+            else:
+                used.setdefault(pid, 0.0)
             last_t[pid] = t
     return used
+
+
+def _most_threads(frames, pid) -> int:
+    return max((n for f in frames for p, n in zip(f["pid"], f.get("threads") or ()) if p == pid),
+               default=1) or 1
 
 
 def watch_verdict(run, state: str, main_code: int | None, error: str | None,
@@ -69,14 +75,18 @@ def watch_verdict(run, state: str, main_code: int | None, error: str | None,
     else:
         how = _how_it_ended(main_code)
     text = f"{program} {how} after {duration:.2f} s with {count} process{'es' if count != 1 else ''}"
-    used = {pid: v for pid, v in cpu_seconds(run.frames).items() if pid in run.processes}
-    busiest = max(used, key=lambda pid: used[pid][0], default=None)
-    if busiest is not None and used[busiest][0] > 0:
-        seconds, peak = used[busiest]
+    starts = {pid: p["started_at"] for pid, p in run.processes.items() if p.get("started_at")}
+    used = {pid: v for pid, v in cpu_seconds(run.frames, starts).items() if pid in run.processes}
+    busiest = max(used, key=used.get, default=None)
+    if busiest is not None and used[busiest] > 0:
         proc = run.processes[busiest]
+        lived = max(0.0, (proc.get("ended_at") or ended_at) - (proc.get("started_at") or run.started_at))
+        # The kernel counts CPU time in clock ticks (10 ms): a short life can read a tick more
+        # than it had. No process uses more than its threads could in the time it lived.
+        seconds = min(used[busiest], lived * _most_threads(run.frames, busiest))
         label = proc.get("name") or proc.get("role") or "process"
         text += (f"; the busiest, {label} (pid {busiest}), used {seconds:.2f} s of CPU "
-                 f"(peak {peak:.0f} % of one core)")
+                 f"in the {lived:.2f} s it lived")
         value = round(seconds, 2)
     else:
         printed: dict = {}
