@@ -222,3 +222,17 @@ def test_a_param_error_opens_the_folded_parameters(screen):
     page.wait_for_selector('[data-testid="param-error"]', state="visible")
     assert page.locator('[data-testid="param-times"]').is_visible()
     assert requests.get(f"{page.base}/api/runs", timeout=5).json() == []
+
+
+def test_a_live_pool_counts_items_done_of_its_total(screen):
+    page = screen
+    pick(page, "pool-map")
+    present(page)
+    record_verdicts(page)
+    run_id = run_and_wait(page, workers=2, items=6, spin=0.25)
+    live = [v["text"] for v in page.evaluate("window.__verdicts") if v["mode"] == "live"]
+    done = [int(m[1]) for m in (re.search(r"(\d+) of 6 items done", t) for t in live) if m]
+    assert done and 0 < min(done) < 6, live           # seen while the pool was still working
+    assert done == sorted(done), live                  # and it only counts up
+    _, top = server_headline(page, run_id)
+    assert strip(page)["headline"] == "tasks_per_worker" and "went to 2 workers" in top["text"]
