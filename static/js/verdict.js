@@ -120,6 +120,8 @@ export function render(view, again = false) {
   strip.hidden = !v;
   if (!v) return;
   strip.dataset.mode = v.mode;
+  // A screen reader hears the question and the verdict, not the progress ticking 4 times a second.
+  strip.setAttribute("aria-live", v.mode === "live" ? "off" : "polite");
   strip.dataset.state = v.state;
   strip.dataset.headline = v.headline;
   strip.dataset.runId = v.mode === "predict" ? "" : runId || "";
