@@ -11,8 +11,7 @@ from mpdash import verdict
 def run_json(dashboard, lesson_id, params, timeout=60):
     run = dashboard.engine.start_lesson(lesson_id, params)
     dashboard.engine.wait(run.id, timeout=timeout)
-    with dashboard.hub.lock:
-        return run.to_json()
+    return dashboard.hub.snapshot(run)
 
 
 def headline(data):
@@ -97,8 +96,7 @@ def test_a_watched_programs_verdict_is_how_it_ended_and_its_busiest_process(dash
     script.write_text(BUSY)
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "failed"
     top = headline(data)
     assert top["key"] == "verdict"
