@@ -110,3 +110,29 @@ def test_a_watched_programs_verdict_is_how_it_ended_and_its_busiest_process(dash
     # sample may come before its end; the kernel counts in 10 ms ticks).
     assert 0.3 <= seconds <= 0.6 + 0.05, top["text"]
     assert abs(lived - (child["ended_at"] - child["started_at"])) < 0.01
+
+
+def test_a_run_stored_before_headlines_comes_back_with_headline_false(tmp_path):
+    import json
+    import os
+    import sqlite3
+
+    from mpdash.dashboard import Dashboard
+    from mpdash.store import DB_NAME
+    from tests.leaks import assert_none_left
+
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        run = dash.engine.start_lesson("shared-memory", {})
+        dash.engine.wait(run.id, timeout=30)
+        assert headline(dash.hub.snapshot(run))["key"] == "num"
+    assert_none_left(os.getpid())
+    db = sqlite3.connect(tmp_path / DB_NAME)   # as an older mpdash wrote it: no headline field
+    summary = json.loads(db.execute("SELECT summary FROM runs WHERE id = ?", (run.id,)).fetchone()[0])
+    for finding in summary["findings"]:
+        del finding["headline"]
+    db.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary), run.id))
+    db.commit()
+    db.close()
+    with Dashboard(data_dir=str(tmp_path)) as dash:
+        findings = dash.hub.snapshot(dash.hub.get(run.id))["findings"]
+    assert findings and all(f["headline"] is False for f in findings)
