@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+from mpdash.verdict import one_headline
+
 __all__ = ["Hub", "Run", "Proc", "Limits", "new_run_id", "END_KINDS", "RUN_STATES"]
 
 RUN_STATES = ("starting", "running", "finished", "failed", "stopped")
@@ -308,13 +310,13 @@ class Hub:
             self._publish_run(run)
 
     def add_findings(self, run: Run, found: list[dict]) -> None:
-        """Add findings, each replacing an earlier one with its key."""
+        """Add findings, each replacing an earlier one with its key; one headline at most."""
         found = list(found)
         if not found:
             return
         with self._lock:
             keys = {f["key"] for f in found}
-            run.findings = [f for f in run.findings if f["key"] not in keys] + list(found)
+            run.findings = one_headline([f for f in run.findings if f["key"] not in keys] + found)
             self._publish_run(run)
 
     def add_mark(self, run: Run, t: float, label: str, detail: dict, pid: int | None) -> None:

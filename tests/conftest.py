@@ -44,7 +44,10 @@ def run_lesson(dashboard, lesson_id, params=None, timeout=60) -> dict:
     """Run a lesson to its end through the engine; its Run JSON."""
     run = dashboard.engine.start_lesson(lesson_id, params or {})
     dashboard.engine.wait(run.id, timeout=timeout)
-    return dashboard.hub.snapshot(run)
+    data = dashboard.hub.snapshot(run)
+    if data["state"] == "finished":   # whatever its parameters, a finished run has one verdict
+        assert [f["headline"] for f in data["findings"]].count(True) == 1, data["findings"]
+    return data
 
 
 # ------------------------------------------------------------------ engine and web fixtures

@@ -150,6 +150,10 @@ def test_defaults_reproduce_the_tutorial(dashboard, lesson_id):
     found = {f["key"]: f for f in data["findings"]}
     assert keys <= set(found), sorted(found)
     assert data["error"] is None, data["error"]   # e.g. the lesson's analysis raised
+    # The verdict the page shows in large type: exactly one finding is this run's headline.
+    headlines = [f["key"] for f in data["findings"] if f["headline"] is True]
+    assert len(headlines) == 1, (headlines, data["findings"])
+    assert all(f["headline"] in (True, False) for f in data["findings"])
     for finding in found.values():
         assert finding["text"] and isinstance(finding["value"], (int, float, bool, str))
         key = finding["key"].split(".", 1)[0]

@@ -8,7 +8,7 @@ import signal
 import time
 
 from mpdash import pools as pool_insights
-from mpdash import procfs
+from mpdash import procfs, verdict
 from mpdash.engine import reaping, stopping, streams
 from mpdash.engine.context import Core, LiveRun
 
@@ -116,6 +116,10 @@ def finish(core: Core, live: LiveRun) -> None:
             # Findings must never vanish silently: the run says its analysis broke.
             log.exception("analysis of run %s", run.id)
             error = f"the analysis of this run failed: {type(exc).__name__}: {exc}"
+    if run.kind == "watch":   # no lesson says what matters: the Run's own numbers do
+        main_code = run.processes[run.main_pid].exitcode
+        hub.add_findings(run, [hub.atomic(verdict.watch_verdict, run, state, main_code, error,
+                                          time.time())])
     pools = _pool_insights(hub, run)
     del core.live[run.id]
     core.strays_until = time.monotonic() + STRAYS_AFTER

@@ -6,6 +6,7 @@ it makes, and the test fails if any of them is an error or leaves the server.
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 from urllib.parse import urlsplit
@@ -84,7 +85,10 @@ def pick(page, lesson):
 
 
 def set_param(page, name, value):
-    page.fill(f'[data-testid="param-{name}"]', str(value))
+    field = page.locator(f'[data-testid="param-{name}"]')
+    if not field.is_visible() and page.locator('[data-testid="params-toggle"]').is_visible():
+        page.click('[data-testid="params-toggle"]')   # the parameters folded into a popover
+    field.fill(str(value))
 
 
 def start(page, lesson, **params):
@@ -126,6 +130,11 @@ def wait_all_exited(page, n, timeout=15_000):
             arg=n, timeout=timeout)
     except Exception:
         raise AssertionError(f"not every process ended with a code: {rows(page)}") from None
+
+
+def result_of(page):
+    text = page.inner_text('[data-testid="result"]').strip()
+    return json.loads(text) if text else None
 
 
 def record_emits(page):

@@ -1,23 +1,17 @@
 """End-to-end: the page drives real runs in headless Chromium and shows what happened."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import requests
 
-from tests.browser.conftest import (PageWatch, emitted, open_page, pick, record_emits, rows,
-                                    set_param, start, wait_all_exited, wait_state)
+from tests.browser.conftest import (PageWatch, emitted, open_page, pick, record_emits, result_of,
+                                    rows, set_param, start, wait_all_exited, wait_state)
 from tests.conftest import wait_until
 from tests.leaks import run_processes
 
 pytestmark = pytest.mark.browser
-
-def result_of(page):
-    text = page.inner_text('[data-testid="result"]').strip()
-    return json.loads(text) if text else None
-
 
 def shoot_panels(page, artifacts, prefix):
     page.screenshot(path=str(artifacts / f"{prefix}-page.png"), full_page=True)
