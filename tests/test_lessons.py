@@ -120,8 +120,8 @@ SHOWN = {
     "expected": _shows(r"should give ([\d,]+)"),
     "unlocked_total": _shows(r"ended at ([\d,]+)"),
     "locked_total": _shows(r"ended at ([\d,]+)"),
-    "lost_updates": lambda v, t, r: (_shows(r"^([\d,]+) updates")(v, t, r) if v
-                                     else None if "No update was lost" in t
+    "lost_updates": lambda v, t, r: (_shows(r"^([\d,]+) of [\d,]+ updates lost")(v, t, r) if v
+                                     else None if t.startswith("No update of ")
                                      else pytest.fail(t)),
     "tasks_per_worker": _tasks,
     "daemon_terminated": _daemon,
