@@ -15,6 +15,8 @@ import psutil
 from mpdash import lessons
 from mpdash.runs import Engine
 from mpdash.sampler import Sampler
+from mpdash.stacks import Stacks
+from mpdash.stall import DEFAULT_STALL, StallWatch
 from mpdash.state import Hub, Limits
 
 __all__ = ["Dashboard"]
@@ -22,9 +24,11 @@ __all__ = ["Dashboard"]
 
 class Dashboard:
     def __init__(self, limits: Limits | None = None, hz: float = 10.0,
-                 data_dir: str | None = None, cgroups: bool = True):
+                 data_dir: str | None = None, cgroups: bool = True, stall: float = DEFAULT_STALL):
         """``data_dir``: where run history is kept (SQLite, see store.py); None keeps nothing.
-        ``cgroups``: False forces the process-group fallback (tests of that path)."""
+        ``cgroups``: False forces the process-group fallback (tests of that path).
+        ``stall``: seconds without progress before a run's stacks are taken by themselves
+        (stall.py); 0 turns that off."""
         if not 1 <= hz <= 50:
             raise ValueError("sample rate must be between 1 and 50 Hz")
         self.hub = Hub(limits or Limits(), sample_hz=hz)
@@ -40,6 +44,8 @@ class Dashboard:
                              on_finish=self.sampler.flush,
                              cgroups=cgroups)
         self.sampler.start()
+        self.stacks = Stacks(self.hub, self.engine.stacks_folder)
+        self.stall = StallWatch(self.hub, self.stacks, stall)
         self._closed = False
 
     @property
@@ -60,6 +66,7 @@ class Dashboard:
             "sampler": self.sampler.backend.name,
             "cgroups": self.engine.cgroups.mode,
             "subreaper": self.engine.subreaper,
+            "stall": self.stall.stall,
         }
 
     def lessons(self) -> list[dict]:
@@ -69,6 +76,7 @@ class Dashboard:
         if self._closed:
             return
         self._closed = True
+        self.stall.close()
         self.engine.shutdown()
         self.sampler.stop()
         if self.store is not None:

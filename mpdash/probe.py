@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from mpdash.inrun import stacks
+
 ENV_SOCKET = "MPDASH_EVENTS"
 ENV_SERVER_PID = "MPDASH_SERVER_PID"
 ENV_MAIN = "MPDASH_RUN_MAIN"
@@ -276,6 +278,7 @@ def _before_fork() -> None:
 def _after_fork_in_child() -> None:
     global _role
     _role = "worker"
+    stacks.after_fork_in_child()   # before the hello: once the server knows us, we answer
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, LineWriter):
             stream.reset_after_fork()
@@ -360,6 +363,7 @@ def install() -> bool:
     sys.stderr = LineWriter("err", sys.stderr)
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
     _patch_multiprocessing()
+    stacks.install()
     try:
         from mpdash import tracing
         tracing.install()

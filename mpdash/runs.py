@@ -224,6 +224,10 @@ class Engine:
             fut.result(timeout=timeout)
         return self.hub.get(run_id)
 
+    def stacks_folder(self, run_id: str) -> str:
+        """Where the processes of a run write their stack dumps (mpdash/stacks.py)."""
+        return os.path.join(self._tmp, f"{run_id}.stacks")
+
     def live_pids(self) -> dict[str, list[int]]:
         with self.hub.lock:
             return {r.id: r.live_pids() for r in self.hub.runs.values() if r.live}
@@ -357,8 +361,11 @@ class Engine:
         listener.bind(sock_path)
         listener.listen(64)
         listener.setblocking(False)
+        stacks_folder = self.stacks_folder(run.id)
+        os.mkdir(stacks_folder, 0o700)   # each Python process of the run dumps its stacks here
         env = dict(os.environ)
         env.update({
+            "MPDASH_STACKS": stacks_folder,
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": os.pathsep.join(
                 [BOOT_DIR, PROJECT_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
@@ -377,6 +384,7 @@ class Engine:
         except OSError as exc:
             listener.close()
             os.unlink(sock_path)
+            shutil.rmtree(stacks_folder, ignore_errors=True)
             if cgroup is not None:
                 self.cgroups.release(cgroup)
             raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
@@ -812,6 +820,7 @@ class Engine:
             os.unlink(live.sock_path)
         except OSError:
             pass
+        shutil.rmtree(self.stacks_folder(run.id), ignore_errors=True)
         main_code = run.processes[run.main_pid]["exitcode"]
         if run.stop_reason is not None:
             state, error = "stopped", run.stop_reason

@@ -62,8 +62,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (run, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stacks (
+    run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run, seq)) WITHOUT ROWID;
 """
-_TABLES = ("runs", "procs", "lines", "events", "frames")
+_TABLES = ("runs", "procs", "lines", "events", "frames", "stacks")
 _SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "state", "started_at",
                    "ended_at", "result", "findings", "error", "seq", "time_limit")
 
@@ -299,10 +302,10 @@ class Store:
                 # Where a bounded deque has dropped its oldest items, the file drops them too.
                 oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
                           for name, items in (("lines", run.output), ("events", run.events),
-                                              ("frames", run.frames))}
+                                              ("frames", run.frames), ("stacks", run.stacks))}
                 copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
                                _newer(run.output, mark), _newer(run.events, mark),
-                               _newer(run.frames, mark), oldest))
+                               _newer(run.frames, mark), _newer(run.stacks, mark), oldest))
                 previous[run_id] = mark
                 self._marks[run_id] = now
                 if run.live:
@@ -332,7 +335,8 @@ class Store:
         db = self._db
         db.execute("BEGIN")
         try:
-            for run_id, summary, marks, dropped, procs, lines, events, frames, oldest in copies:
+            for run_id, summary, marks, dropped, procs, lines, events, frames, stacks, oldest \
+                    in copies:
                 db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
                            (run_id, summary["started_at"], summary["state"], summary["seq"],
                             _dumps(summary), _dumps([list(m) for m in marks]), dropped,
@@ -347,10 +351,12 @@ class Store:
                                [(run_id, e["seq"], _dumps(e)) for e in events])
                 db.executemany("INSERT OR IGNORE INTO frames VALUES (?,?,?)",
                                [(run_id, f["seq"], _dumps(f)) for f in frames])
+                db.executemany("INSERT OR IGNORE INTO stacks VALUES (?,?,?)",
+                               [(run_id, s["seq"], _dumps(s)) for s in stacks])
                 for table, first in oldest.items():
                     if first is not None:
                         db.execute(f"DELETE FROM {table} WHERE run = ? AND seq < ?", (run_id, first))
-                rows += 1 + len(procs) + len(lines) + len(events) + len(frames)
+                rows += 1 + len(procs) + len(lines) + len(events) + len(frames) + len(stacks)
             for run_id in deleted:
                 for table in _TABLES:
                     db.execute(f"DELETE FROM {table} WHERE {'id' if table == 'runs' else 'run'} = ?",
@@ -405,7 +411,7 @@ class Store:
                 run.output.append({"seq": seq, "run": run_id, "t": t, "pid": pid,
                                    "stream": stream, "text": text})
                 max_seq = max(max_seq, seq)
-        for table, attr in (("events", "events"), ("frames", "frames")):
+        for table, attr in (("events", "events"), ("frames", "frames"), ("stacks", "stacks")):
             for run_id, seq, data in db.execute(
                     f"SELECT run, seq, data FROM {table} ORDER BY run, seq"):
                 run = runs.get(run_id)
