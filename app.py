@@ -20,6 +20,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
     parser.add_argument("--data", metavar="DIR", default=None,
                         help="where run history is kept, in SQLite (default: instance/)")
+    parser.add_argument("--stall", type=float, default=3.0, metavar="S",
+                        help="take a run's stacks by themselves after S seconds without "
+                             "progress (default 3; 0: off)")
     parser.add_argument("--token", default=None,
                         help="presenter token (default: $MPDASH_TOKEN, or generated when bound "
                              "to anything but 127.0.0.1/localhost/::1)")
@@ -28,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error("--hz must be between 1 and 50")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
+    if not args.stall >= 0:
+        parser.error("--stall must be 0 (off) or a number of seconds")
     return args
 
 
@@ -71,7 +76,7 @@ def main(argv=None) -> int:
     if token is None and not security.is_open_host(args.host):
         token = security.generate_token()
     try:
-        dashboard = Dashboard(hz=args.hz, data_dir=args.data or DEFAULT_DATA_DIR)
+        dashboard = Dashboard(hz=args.hz, data_dir=args.data or DEFAULT_DATA_DIR, stall=args.stall)
     except (OSError, sqlite3.Error) as exc:
         print(f"error: cannot keep run history in {args.data or DEFAULT_DATA_DIR}: {exc}; "
               f"choose another with --data", file=sys.stderr, flush=True)

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--timeout", type=float, default=None, metavar="S",
                        help="stop the program after S seconds (default: no limit)")
     watch.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
+    watch.add_argument("--stall", type=float, default=3.0, metavar="S",
+                       help="print every process's stack after S seconds without progress "
+                            "(default 3; 0: off)")
     watch.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
                        help="the program and its arguments, after --")
     return parser
@@ -134,7 +137,7 @@ def cmd_watch(args) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return watch(args.program, port=args.port, open_browser=args.open, exit_when_done=args.exit,
                  as_json=args.json, data_dir=args.data or DEFAULT_DATA_DIR,
-                 timeout=args.timeout, hz=args.hz)
+                 timeout=args.timeout, hz=args.hz, stall=args.stall)
 
 
 def _printer(dash):

@@ -198,7 +198,8 @@ class Stacks:
         self.folder_of = folder_of            # run id -> the run's dump folder
         self._lock = threading.Lock()
 
-    def take(self, run_id: str, reason: str = "request", timeout: float = ANSWER_TIMEOUT) -> dict:
+    def take(self, run_id: str, reason: str = "request", timeout: float = ANSWER_TIMEOUT,
+             **extra) -> dict:
         """The run's Snapshot, added to it and published. Raises KeyError for an unknown run
         and RunEnded once it is not live (also when it ends while its stacks are taken)."""
         hub = self.hub
@@ -213,7 +214,7 @@ class Stacks:
                     raise RunEnded("the run has ended: its processes are gone")
                 procs = [(p["pid"], p["name"] or p["role"]) for p in run.processes.values()
                          if p["ended_at"] is None]
-            snapshot = take(run_id, procs, self.folder_of(run_id), reason, timeout)
+            snapshot = {**take(run_id, procs, self.folder_of(run_id), reason, timeout), **extra}
             added = hub.add_stacks(run, snapshot)
             if added is None:
                 raise RunEnded("the run ended while its stacks were taken")
@@ -245,12 +246,13 @@ def user_frame(thread: dict) -> dict | None:
     return None
 
 
-def format_snapshot(snapshot: dict, stuck_for: float | None = None) -> list[str]:
+def format_snapshot(snapshot: dict) -> list[str]:
     """The Snapshot as lines for a terminal, process by process like ``py-spy dump``: innermost
     call first under each thread."""
     head = f"stacks of run {snapshot['run']} ({snapshot['reason']})"
-    if stuck_for is not None:
-        head = f"no progress for {stuck_for:.1f} s — where each process is waiting ({head})"
+    if snapshot.get("stalled_for") is not None:
+        head = (f"stuck for {snapshot['stalled_for']:.1f} s — where each process is waiting "
+                f"({head})")
     lines = [head]
     for proc in snapshot["processes"]:
         state = STATE_WORDS.get(proc["state"], proc["state"])
@@ -261,8 +263,8 @@ def format_snapshot(snapshot: dict, stuck_for: float | None = None) -> list[str]
                      f"{' (' + where + ')' if where else ''}"
                      f"{'' if proc['python'] else ' — not Python, no stack'}")
         for thread in proc["threads"]:
-            label = f'"{thread["name"]}"' if thread["name"] else ""
-            lines.append(f"  Thread {thread['id']} {label}{' (main)' if thread['main'] else ''}"
+            label = f' "{thread["name"]}"' if thread["name"] else ""
+            lines.append(f"  Thread {thread['id']}{label}{' (main)' if thread['main'] else ''}"
                          f" (most recent call first):")
             for frame in reversed(thread["frames"]):
                 lines.append(f"    {frame['file']}:{frame['line']} in {frame['function']}")

@@ -143,7 +143,7 @@ class StallWatch:
 
     def _stalled(self, run, quiet: float) -> None:
         try:
-            snapshot = self.stacks.take(run.id, reason="stall")
+            snapshot = self.stacks.take(run.id, reason="stall", stalled_for=round(quiet, 1))
         except (RunEnded, KeyError):
             return
         detail = f"no progress for {quiet:.1f} s"

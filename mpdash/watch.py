@@ -111,6 +111,20 @@ def _stdin_for_run():
     return read_end, lambda: os.close(read_end)
 
 
+def _stall_printer(run_id: str, echo: _Echo):
+    """A stalled run explains itself on stderr, like ``py-spy dump`` (mpdash/stacks.py). Hub
+    listeners run under its lock: this only queues the lines for the echo thread."""
+    from mpdash.stacks import format_snapshot
+
+    def show(name, msg):
+        if name == "stacks" and msg["run"] == run_id and msg["reason"] == "stall":
+            lines = format_snapshot(msg)
+            echo("err", f"mpdash: {lines[0]}")
+            for line in lines[1:]:
+                echo("err", line)
+    return show
+
+
 def _program_exists(argv0: str) -> bool:
     if os.sep in argv0:
         return os.path.isfile(argv0) and os.access(argv0, os.X_OK)
@@ -119,7 +133,7 @@ def _program_exists(argv0: str) -> bool:
 
 def watch(command: list[str], port: int = 5000, host: str = "127.0.0.1", open_browser: bool = False,
           exit_when_done: bool = False, as_json: bool = False, data_dir: str | None = DEFAULT_DATA_DIR,
-          timeout: float | None = None, hz: float = 10.0) -> int:
+          timeout: float | None = None, hz: float = 10.0, stall: float | None = None) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -132,6 +146,9 @@ def watch(command: list[str], port: int = 5000, host: str = "127.0.0.1", open_br
     if timeout is not None and not timeout > 0:
         _say("error: --timeout must be a positive number of seconds")
         return EXIT_BAD_ARGS
+    if stall is not None and not stall >= 0:
+        _say("error: --stall must be 0 (off) or a number of seconds")
+        return EXIT_BAD_ARGS
 
     from werkzeug.serving import make_server
 
@@ -141,7 +158,8 @@ def watch(command: list[str], port: int = 5000, host: str = "127.0.0.1", open_br
     from mpdash.web import create_app
 
     try:
-        dash = Dashboard(hz=hz, data_dir=data_dir)
+        dash = Dashboard(hz=hz, data_dir=data_dir,
+                         **({} if stall is None else {"stall": stall}))
     except (OSError, sqlite3.Error) as exc:
         _say(f"error: cannot keep run history in {data_dir}: {exc}; choose another with --data")
         return EXIT_BAD_ARGS
@@ -184,6 +202,7 @@ def _watch_run(dash, server, command, exit_when_done, as_json, timeout, open_bro
         return EXIT_BAD_ARGS
     finally:
         close_stdin()   # the program has its own copy now
+    dash.hub.subscribe(_stall_printer(run.id, echo))
     _say(f"watching {shlex.join(command)} as run {run.id} — {url}  (Ctrl-C to stop)")
     if open_browser:
         webbrowser.open(url)
