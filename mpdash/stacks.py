@@ -127,8 +127,9 @@ def _answers(pid: int, path: str) -> bool:
 # ------------------------------------------------------------------------------- taking
 
 def take(run_id: str, processes: list[tuple[int, str | None]], folder: str | None,
-         reason: str, timeout: float = ANSWER_TIMEOUT) -> dict:
-    """A Snapshot of ``processes`` ((pid, name) pairs, in the order to show them)."""
+         reason: str, timeout: float = ANSWER_TIMEOUT, lesson_file: str | None = None) -> dict:
+    """A Snapshot of ``processes`` ((pid, name) pairs, in the order to show them). Frames in
+    ``lesson_file`` (a lesson's module) are marked ``lesson``: the page shows that file."""
     entries: dict[int, dict] = {}
     waiting: dict[int, list] = {}            # pid -> [path, offset, text, changed_at, os threads]
     now = time.time()
@@ -163,6 +164,7 @@ def take(run_id: str, processes: list[tuple[int, str | None]], folder: str | Non
             thread.pop("current", None)
             for frame in thread["frames"]:
                 frame["library"] = is_library(frame["file"])
+                frame["lesson"] = frame["file"] == lesson_file
     return {"run": run_id, "t": now, "reason": reason, "processes": list(entries.values())}
 
 
@@ -214,13 +216,24 @@ class Stacks:
                     raise RunEnded("the run has ended: its processes are gone")
                 procs = [(p["pid"], p["name"] or p["role"]) for p in run.processes.values()
                          if p["ended_at"] is None]
-            snapshot = {**take(run_id, procs, self.folder_of(run_id), reason, timeout), **extra}
+                lesson_file = _lesson_file(run.lesson) if run.kind == "lesson" else None
+            snapshot = {**take(run_id, procs, self.folder_of(run_id), reason, timeout,
+                               lesson_file), **extra}
             added = hub.add_stacks(run, snapshot)
             if added is None:
                 raise RunEnded("the run ended while its stacks were taken")
             return added
         finally:
             self._lock.release()
+
+
+def _lesson_file(lesson_id: str) -> str | None:
+    from mpdash import lessons
+    try:
+        module = lessons.get(lesson_id).module
+    except lessons.ParamError:
+        return None
+    return os.path.join(_MPDASH, *module.split(".")[1:]) + ".py"
 
 
 # ------------------------------------------------------------------------------- reading

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STALL = 3.0     # s; 0 turns detection off
 CPU_IDLE = 2.0          # % of one core: below it a process is not working
+DUMP_WINDOW = 0.5       # s after a Snapshot: CPU then is the dump's, not the program's
 TICK = 0.25             # s between two looks at the live runs
 
 
@@ -43,9 +44,11 @@ class StallDetector:
         for event in _newer(run.events, seen):
             if event["kind"] != "stall":
                 progress = max(progress, event["t"])
+        dumps = [s["t"] for s in run.stacks]
         for frame in _newer(run.frames, seen):
             self._newest_frame = max(self._newest_frame, frame["t"])
-            if any(cpu >= CPU_IDLE for cpu in frame["cpu"]):
+            if any(cpu >= CPU_IDLE for cpu in frame["cpu"]) and \
+                    not any(t <= frame["t"] <= t + DUMP_WINDOW for t in dumps):
                 progress = max(progress, frame["t"])
         for proc in run.processes.values():
             if proc["seq"] > seen:
