@@ -53,9 +53,9 @@ def row(figure, measured, unit, target, met, note=""):
 class Server:
     """``with Server(hz=10) as srv``: srv.url, srv.pid; srv.watch(argv) starts a watched run."""
 
-    def __init__(self, hz: float = 10.0, backend: str = "auto"):
+    def __init__(self, hz: float = 10.0, backend: str = "auto", stacks: bool = True):
         self.args = [sys.executable, "-m", "benchmarks._server", "--hz", str(hz),
-                     "--backend", backend]
+                     "--backend", backend] + ([] if stacks else ["--no-stacks"])
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -26,12 +26,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hz", type=float, default=10.0)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--no-stacks", action="store_true",
+                        help="runs start without the in-run stacks half (bench_stacks)")
     args = parser.parse_args()
     dash = Dashboard(Limits(max_processes=600, max_runs=8, run_seconds=600), hz=args.hz)
     if args.backend != "auto":
         from mpdash.sampler import make_backend
         dash.sampler.backend.close()
         dash.sampler.backend = make_backend(args.backend)
+    dash.engine.stacks_enabled = not args.no_stacks
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     app = create_app(dash)
 

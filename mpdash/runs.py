@@ -164,6 +164,8 @@ class Engine:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         self._live: dict[str, _Live] = {}
+        # False: runs start without the in-run stacks half (benchmarks measure what it costs)
+        self.stacks_enabled = True
         self._closing = False
         self._next_discovery = 0.0
         self._groups: set[int] = set()      # every run's process group, for reaping strays
@@ -362,10 +364,12 @@ class Engine:
         listener.listen(64)
         listener.setblocking(False)
         stacks_folder = self.stacks_folder(run.id)
-        os.mkdir(stacks_folder, 0o700)   # each Python process of the run dumps its stacks here
         env = dict(os.environ)
+        env.pop("MPDASH_STACKS", None)
+        if self.stacks_enabled:
+            os.mkdir(stacks_folder, 0o700)   # each Python process of the run dumps its stacks here
+            env["MPDASH_STACKS"] = stacks_folder
         env.update({
-            "MPDASH_STACKS": stacks_folder,
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": os.pathsep.join(
                 [BOOT_DIR, PROJECT_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
