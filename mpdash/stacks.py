@@ -208,15 +208,13 @@ class Stacks:
         if not self._lock.acquire(timeout=timeout * 3):
             raise RunEnded("busy taking stacks: try again")
         try:
-            with hub.lock:
-                run = hub.get(run_id)
-                if run is None:
-                    raise KeyError(run_id)
-                if not run.live:
-                    raise RunEnded("the run has ended: its processes are gone")
-                procs = [(p["pid"], p["name"] or p["role"]) for p in run.processes.values()
-                         if p["ended_at"] is None]
-                lesson_file = _lesson_file(run.lesson) if run.kind == "lesson" else None
+            run = hub.get(run_id)
+            if run is None:
+                raise KeyError(run_id)
+            live, procs = hub.atomic(_live_processes, run)
+            if not live:
+                raise RunEnded("the run has ended: its processes are gone")
+            lesson_file = _lesson_file(run.lesson) if run.kind == "lesson" else None
             snapshot = {**take(run_id, procs, self.folder_of(run_id), reason, timeout,
                                lesson_file), **extra}
             added = hub.add_stacks(run, snapshot)
@@ -225,6 +223,12 @@ class Stacks:
             return added
         finally:
             self._lock.release()
+
+
+def _live_processes(run) -> tuple[bool, list[tuple[int, str | None]]]:
+    """(the run is live, its live processes as (pid, name)); read in one piece."""
+    return run.live, [(p.pid, p.name or p.role) for p in run.processes.values()
+                      if p.ended_at is None]
 
 
 def _lesson_file(lesson_id: str) -> str | None:

@@ -37,7 +37,7 @@ class StallDetector:
         self._newest_frame = 0.0
 
     def observe(self, run) -> None:
-        """Look at what the run gained since the last call (call under the hub's lock)."""
+        """Look at what the run gained since the last call (inside hub.atomic: no change lands meanwhile)."""
         seen, progress = self._seen, self.last_progress
         for line in _newer(run.output, seen):
             progress = max(progress, line["t"])
@@ -128,21 +128,24 @@ class StallWatch:
                 log.exception("stall detection")
 
     def _tick(self, now: float) -> None:
-        due = []
-        with self.hub.lock:
-            live = {run.id: run for run in self.hub.runs.values() if run.live}
-            for run_id in set(self._detectors) - set(live):
-                del self._detectors[run_id]
-            for run_id, run in live.items():
-                detector = self._detectors.get(run_id)
-                if detector is None:
-                    detector = self._detectors[run_id] = StallDetector(run, self.stall)
-                detector.observe(run)
-                quiet = detector.check(now) if run.live_pids() else None
-                if quiet is not None:
-                    due.append((run, quiet))
-        for run, quiet in due:
+        for run, quiet in self.hub.atomic(self._due, now):
             self._stalled(run, quiet)
+
+    def _due(self, now: float) -> list:
+        """The runs whose stall begins now, read with no change landing (hub.atomic): quick."""
+        due = []
+        live = {run.id: run for run in self.hub.runs.values() if run.live}
+        for run_id in set(self._detectors) - set(live):
+            del self._detectors[run_id]
+        for run_id, run in live.items():
+            detector = self._detectors.get(run_id)
+            if detector is None:
+                detector = self._detectors[run_id] = StallDetector(run, self.stall)
+            detector.observe(run)
+            quiet = detector.check(now) if run.live_pids() else None
+            if quiet is not None:
+                due.append((run, quiet))
+        return due
 
     def _stalled(self, run, quiet: float) -> None:
         try:

@@ -110,8 +110,7 @@ def test_join_before_drain_main_waits_in_join_and_the_feeder_in_a_pipe_write(qui
     child_main = next(t for t in child["threads"] if t["main"])
     assert "join" in functions(child_main)   # the child's exit joins its feeder thread
     dash.engine.stop(run.id)
-    with dash.hub.lock:
-        data = run.to_json()
+    data = dash.hub.snapshot(run)
     assert data["stacks"] and data["stacks"][-1]["seq"] == snap["seq"]
 
 
@@ -228,8 +227,7 @@ def test_a_snapshot_is_published_kept_exported_and_stored(tmp_path):
         snap = dash.stacks.take(run.id)
         assert got and got[-1] is snap
         dash.engine.stop(run.id)
-        with dash.hub.lock:
-            data = run.to_json()
+        data = dash.hub.snapshot(run)
         assert [s["seq"] for s in data["stacks"]] == [snap["seq"]]
         assert run.to_json(since=snap["seq"])["stacks"] == []
         trace = export.chrome_trace(data)
@@ -253,9 +251,9 @@ def test_a_stalled_run_takes_its_own_snapshot_once_and_says_so(stall_dash):
     run = dash.engine.start_command(program("join_before_drain.py"), timeout=30)
     wait_for(lambda: any(e["kind"] == "stall" for e in list(run.events)), 15, "a stall event")
     time.sleep(2.5)     # the same stall goes on: no second Snapshot
-    with dash.hub.lock:
-        stalls = [e for e in run.events if e["kind"] == "stall"]
-        snaps = [s for s in run.stacks if s["reason"] == "stall"]
+    data = dash.hub.snapshot(run)
+    stalls = [e for e in data["events"] if e["kind"] == "stall"]
+    snaps = [s for s in data["stacks"] if s["reason"] == "stall"]
     assert len(stalls) == 1 and len(snaps) == 1, (stalls, snaps)
     quiet = float(stalls[0]["detail"].split()[3])
     assert stalls[0]["detail"] == f"no progress for {quiet:.1f} s" and 1.5 <= quiet < 4

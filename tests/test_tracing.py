@@ -124,8 +124,7 @@ def test_a_busy_pool_ended_by_with_counts_every_task(dashboard, tmp_path):
     for _ in range(3):
         run = dashboard.engine.start_command([sys.executable, str(script)])
         dashboard.engine.wait(run.id, timeout=60)
-        with dashboard.hub.lock:
-            data = run.to_json()
+        data = dashboard.hub.snapshot(run)
         assert data["state"] == "finished", data["error"]
         assert [l["text"] for l in data["output"]] == [str(expected)]
         traffic = events(data, "traffic")
@@ -183,8 +182,7 @@ def test_executor_tasks_and_user_script(dashboard, tmp_path):
     """))
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", data["error"]
     assert [l["text"] for l in data["output"]] == ["[1, 8, 27]", "hello"]
     starts, ends = events(data, "task_start"), events(data, "task_end")
@@ -235,8 +233,7 @@ def test_program_semantics_and_names_survive_tracing(dashboard, tmp_path):
     """))
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", data["error"]
     assert [l["text"] for l in data["output"]] == ["{'a': 1}"]
     (send,) = events(data, "pipe_send")
@@ -275,8 +272,7 @@ def test_a_signal_handler_that_puts_does_not_deadlock(dashboard, tmp_path):
     """))
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", [l["text"] for l in data["output"]][:20]
     assert [l["text"] for l in data["output"]] == ["ticks received True"]
     assert data["processes"][0]["exitcode"] == 0

@@ -199,8 +199,7 @@ def test_every_start_method_is_watched_unmodified(dashboard, method):
         run = dashboard.engine.start_command(
             [sys.executable, launcher, method, os.path.join(SCRIPTS, f"{name}.py")])
         dashboard.engine.wait(run.id, timeout=60)
-        with dashboard.hub.lock:
-            data = run.to_json()
+        data = dashboard.hub.snapshot(run)
         assert data["state"] == "finished", (name, data["error"], _lines(data))
         main, workers = _by_role(data)
         assert workers and all(w["start_method"] == method for w in workers), name
@@ -218,8 +217,7 @@ def test_every_start_method_is_watched_unmodified(dashboard, method):
 def test_python_dash_m_package(dashboard):
     run = dashboard.engine.start_command([sys.executable, "-m", "tutorial_pkg"], cwd=SCRIPTS)
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", data["error"]
     main, workers = _by_role(data)
     assert _lines(data, main["pid"]) == ["[1, 4, 9, 16, 25]"]
