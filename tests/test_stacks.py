@@ -407,3 +407,24 @@ def test_watch_prints_the_stall_snapshot_of_both_hangs_and_carries_it_in_json(tm
             assert " in _send" in err and " in join" in err
         else:
             assert " in take_lock" in err
+
+
+def test_every_viewer_gets_the_snapshot_as_a_stacks_message(live_server, dashboard):
+    import requests
+    import socketio
+    client = socketio.Client(reconnection=False)
+    got = []
+    client.on("stacks", got.append)
+    client.connect(live_server, transports=["websocket"], wait_timeout=10)
+    try:
+        run = dashboard.engine.start_command(program("sleep_child.py", "30"), timeout=30)
+        wait_for(lambda: len(run.live_pids()) == 2, what="both processes")
+        answer = requests.post(f"{live_server}/api/runs/{run.id}/stacks", timeout=10)
+        assert answer.status_code == 200
+        wait_for(lambda: got, what="the stacks message")
+        assert got[0] == answer.json()
+        dashboard.engine.stop(run.id)
+        ended = requests.post(f"{live_server}/api/runs/{run.id}/stacks", timeout=10)
+        assert ended.status_code == 409 and "ended" in ended.json()["error"]
+    finally:
+        client.disconnect()
