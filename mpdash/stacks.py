@@ -109,7 +109,7 @@ def syscall_name(value) -> str | None:
 
 def kernel_view(pid: int) -> dict | None:
     """State, thread count, wait channel and system call of a process; None once it is gone."""
-    stat = procfs.StatReader(keep_open=False).read(pid)
+    stat = procfs.read_stat(pid)
     if stat is None:
         return None
     return {"state": stat.state, "os_threads": stat.threads, "wchan": procfs.wchan(pid),
