@@ -52,6 +52,15 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 KINDS = tuple(FIELDS)
 
+# Kinds of EVENT that tracing (mpdash.inrun.trace_*) emits; docs/API.md's table lists each.
+QUEUE_PUT, QUEUE_GET = "queue_put", "queue_get"
+PIPE_SEND, PIPE_RECV = "pipe_send", "pipe_recv"
+SHARED_WRITE = "shared_write"
+TASK_START, TASK_END = "task_start", "task_end"
+TRAFFIC = "traffic"    # a busy process's counts per channel instead of one event per message
+TRACED_EVENTS = (QUEUE_PUT, QUEUE_GET, PIPE_SEND, PIPE_RECV, SHARED_WRITE, TASK_START, TASK_END,
+                 TRAFFIC)
+
 # Streams of an OUT message.
 STDOUT, STDERR = "out", "err"
 
@@ -61,8 +70,11 @@ MAX_DETAIL = 200       # characters of an event's repr
 MAX_ERROR = 4000       # characters of an error's text
 
 
-def message(kind: str, pid: int, t: float | None = None, **fields) -> dict:
-    """A message of ``kind`` from ``pid``; ``t`` defaults to now."""
+def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
+    """A message of ``kind`` from ``pid``; ``t`` defaults to now.
+
+    Positional-only, so an EVENT can carry its own ``kind`` field (the event's kind).
+    """
     return {"k": kind, "pid": pid, "t": time.time() if t is None else t, **fields}
 
 
@@ -129,7 +141,7 @@ class LineBuffer:
 
 
 # ------------------------------------------------------------------ stack dumps (issue 11)
-# Every Python process of a run registers faulthandler for STACKS_SIGNAL, dumping all its threads
+# Every Python process of a run registers faulthandler for STACKS_SIGNAL_NAME, dumping its threads
 # into its own file stacks_file(<ENV_STACKS>, pid); the engine sends the signal and reads the
 # file. SIGURG because its default action is to do nothing: sent to a process that never
 # registered (a non-Python child, a program that exec'd) it changes nothing, and hardly any

@@ -219,6 +219,9 @@ class Sampler:
         live = self.live_pids()
         watched = hub.viewers > 0
         if not live and not self._deaths and not watched:
+            # Nothing left to read: close the kept /proc fds too, or each idle spell leaks one.
+            for pid in self._prev:
+                self.backend.forget(pid)
             self._prev.clear()
             return None
         backend, prev = self.backend, self._prev

@@ -197,8 +197,8 @@ def test_a_runs_own_event_fields_cannot_override_seq_or_run(dashboard, tmp_path)
     # ctx.event(kind, **fields) passes extra fields through; "seq" and "run" are the server's.
     import sys
     script = tmp_path / "event.py"
-    script.write_text("from mpdash import probe\n"
-                      "probe.send({'k': 'event', 'kind': 'custom', 'seq': 1, 'run': 'other'})\n")
+    script.write_text("from mpdash import protocol\nfrom mpdash.inrun import channel\n"
+                      "channel.send(protocol.EVENT, kind='custom', seq=1, run='other')\n")
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=10)
     event = next(e for e in run.events if e["kind"] == "custom")

@@ -32,6 +32,7 @@ import os
 import signal
 
 from mpdash import protocol
+from mpdash.inrun import hooks
 
 __all__ = ["SIGNAL", "install", "after_fork_in_child", "installed"]
 
@@ -62,9 +63,11 @@ def install() -> bool:
     return True
 
 
+@hooks.after_fork_in_child
 def after_fork_in_child() -> None:
     """A forked child inherits the registration but also its parent's file: its dumps would
-    land in the parent's. Give it its own (and close its copy of the parent's)."""
+    land in the parent's. Give it its own (and close its copy of the parent's). Runs before the
+    child's hello: once the server knows the child, it answers."""
     if _folder is not None and _fd >= 0:
         _open_and_register()
 
