@@ -428,3 +428,17 @@ def test_every_viewer_gets_the_snapshot_as_a_stacks_message(live_server, dashboa
         assert ended.status_code == 409 and "ended" in ended.json()["error"]
     finally:
         client.disconnect()
+
+
+def test_watch_stall_0_turns_detection_off_and_a_bad_value_is_refused(tmp_path):
+    off = subprocess.run(
+        [sys.executable, "-m", "mpdash", "watch", "--exit", "--json", "--timeout", "5",
+         "--stall", "0", "--port", "0", "--data", str(tmp_path), "--",
+         *program("join_before_drain.py")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    data = json.loads(off.stdout)
+    assert data["stacks"] == [] and not [e for e in data["events"] if e["kind"] == "stall"]
+    assert "where each process is waiting" not in off.stderr
+    bad = subprocess.run([sys.executable, "-m", "mpdash", "watch", "--stall", "-1", "--",
+                          "true"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--stall" in bad.stderr
