@@ -143,6 +143,8 @@ def take(run_id: str, processes: list[tuple[int, str | None]], folder: str | Non
         if path is None or view["state"] in ("Z", "X") or not _answers(pid, path):
             continue
         entries[pid]["python"] = True
+        if view["state"] in ("T", "t"):
+            continue                          # stopped (SIGSTOP, a debugger): cannot answer now
         try:
             offset = os.path.getsize(path)
             os.kill(pid, SIGNAL)
@@ -186,8 +188,8 @@ def _collect(entry: dict, pending: list) -> bool:
     if complete and (len(threads) >= os_threads or now - pending[3] >= SETTLE):
         entry["threads"] = threads
         return True
-    if not data and not os.path.exists(f"/proc/{entry['pid']}"):
-        return True
+    if not data and procfs.read_stat(entry["pid"]) is None:
+        return True                           # it ended before it could answer
     return False
 
 

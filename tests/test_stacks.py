@@ -442,3 +442,21 @@ def test_watch_stall_0_turns_detection_off_and_a_bad_value_is_refused(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mpdash", "watch", "--stall", "-1", "--",
                           "true"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "--stall" in bad.stderr
+
+
+def test_a_stopped_process_is_not_waited_for(quiet_dash):
+    dash = quiet_dash
+    run = dash.engine.start_command(program("sleep_child.py", "30"), timeout=30)
+    wait_for(lambda: len(run.live_pids()) == 2, what="both processes")
+    settle(dash, run, 2, until=lambda s: proc_of(s, run.main_pid)["threads"])
+    os.kill(run.main_pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: stacks_mod.kernel_view(run.main_pid)["state"] == "T", what="stopped")
+        started = time.monotonic()
+        snap = dash.stacks.take(run.id)
+        assert time.monotonic() - started < stacks_mod.ANSWER_TIMEOUT
+        main = proc_of(snap, run.main_pid)
+        assert main["state"] == "T" and main["python"] is True and main["threads"] == []
+    finally:
+        os.kill(run.main_pid, signal.SIGCONT)
+    dash.engine.stop(run.id)

@@ -140,7 +140,8 @@ function processBlock(proc, origin) {
     el("header", {}, el("strong", { class: "num" }, String(proc.pid)), " ", el("span", { class: "pname" }, proc.name || ""),
       el("span", { class: "sub" }, ` — ${kernel}`)),
     ...(proc.python
-      ? (proc.threads.length ? proc.threads.map(threadBlock) : [el("p", { class: "sub" }, "did not answer in time")])
+      ? (proc.threads.length ? proc.threads.map(threadBlock)
+        : [el("p", { class: "sub" }, proc.state === "T" || proc.state === "t" ? "stopped: it cannot answer until it is continued" : "did not answer in time")])
       : [el("p", { class: "sub" }, "not a Python process (or not probed): only the kernel's view")]));
 }
 
