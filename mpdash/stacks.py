@@ -194,20 +194,30 @@ def _collect(entry: dict, pending: list) -> bool:
 
 
 class Stacks:
-    """Takes Snapshots of a Hub's live runs, one at a time (two dumps asked of one process at
-    once would interleave in its file), and adds them to the run (``Hub.add_stacks``)."""
+    """Takes Snapshots of a Hub's live runs, one at a time per run (two dumps asked of one
+    process at once would interleave in its file; two runs share no process), and adds them
+    to the run (``Hub.add_stacks``)."""
 
     def __init__(self, hub, folder_of):
         self.hub = hub
         self.folder_of = folder_of            # run id -> the run's dump folder
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def _lock_of(self, run_id: str) -> threading.Lock:
+        with self._locks_lock:
+            for ended in [r for r in self._locks if r != run_id and not self._locks[r].locked()
+                          and not getattr(self.hub.get(r), "live", False)]:
+                del self._locks[ended]        # kept only while its run may be asked again
+            return self._locks.setdefault(run_id, threading.Lock())
 
     def take(self, run_id: str, reason: str = "request", timeout: float = ANSWER_TIMEOUT,
              **extra) -> dict:
         """The run's Snapshot, added to it and published. Raises KeyError for an unknown run
         and RunEnded once it is not live (also when it ends while its stacks are taken)."""
         hub = self.hub
-        if not self._lock.acquire(timeout=timeout * 3):
+        lock = self._lock_of(run_id)
+        if not lock.acquire(timeout=timeout * 3):
             raise RunEnded("busy taking stacks: try again")
         try:
             run = hub.get(run_id)
@@ -224,7 +234,7 @@ class Stacks:
                 raise RunEnded("the run ended while its stacks were taken")
             return added
         finally:
-            self._lock.release()
+            lock.release()
 
 
 def _live_processes(run) -> tuple[bool, list[tuple[int, str | None]]]:
