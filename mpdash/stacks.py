@@ -254,7 +254,10 @@ def _lesson_file(lesson_id: str) -> str | None:
 
 # ------------------------------------------------------------------------------- reading
 
-LIBRARY_MARKERS = ("/lib/python3", "/site-packages/", "/dist-packages/", "<frozen ")
+# "<string>": the one-line bootstrap multiprocessing gives spawned children, the forkserver and
+# the resource tracker (``python -c "from multiprocessing..."``); a user's own ``python -c``
+# program shows muted too, the price of never naming multiprocessing's code as the user's.
+LIBRARY_MARKERS = ("/lib/python3", "/site-packages/", "/dist-packages/", "<frozen ", "<string>")
 _MPDASH = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _MPDASH_USER = (os.path.join(_MPDASH, "lessons") + os.sep,)   # a lesson's file is its "own" code
 

@@ -460,3 +460,12 @@ def test_a_stopped_process_is_not_waited_for(quiet_dash):
     finally:
         os.kill(run.main_pid, signal.SIGCONT)
     dash.engine.stop(run.id)
+
+
+def test_library_frames_are_the_stdlib_packages_mpdash_and_multiprocessing_bootstraps():
+    import multiprocessing
+    assert stacks_mod.is_library(multiprocessing.__file__)
+    assert stacks_mod.is_library("<string>") and stacks_mod.is_library("<frozen runpy>")
+    assert stacks_mod.is_library(stacks_mod.__file__.replace("stacks.py", "inrun/lifecycle.py"))
+    assert not stacks_mod.is_library(stacks_mod.__file__.replace("stacks.py", "lessons/queue.py"))
+    assert not stacks_mod.is_library(os.path.join(PROGRAMS, "join_before_drain.py"))
