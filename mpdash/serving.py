@@ -28,6 +28,7 @@ from typing import Callable
 
 from mpdash import paths
 from mpdash.stall import DEFAULT_STALL
+from mpdash.hostnames import host_name
 
 __all__ = ["EXIT_OK", "EXIT_RUN_FAILED", "EXIT_BAD_ARGS", "add_serve_options", "serve",
            "Served", "say", "positive_seconds"]
@@ -71,6 +72,11 @@ def stall_seconds(text: str) -> float:
     if not value >= 0 or value == float("inf"):   # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 (off) or a number of seconds, got {text!r}")
     return value
+def _allow_host(text: str) -> str:
+    try:
+        return host_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_serve_options(parser: argparse.ArgumentParser, default_port: int = 5000) -> None:
@@ -91,6 +97,10 @@ def add_serve_options(parser: argparse.ArgumentParser, default_port: int = 5000)
     parser.add_argument("--stall", metavar="S", default=DEFAULT_STALL, type=stall_seconds,
                         help=f"take a live run's stacks by themselves after S seconds without "
                              f"progress (default {DEFAULT_STALL:g}; 0: off)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        type=_allow_host,
+                        help="also answer requests that name this host (repeatable); any other "
+                             "name than the bound address is refused (DNS rebinding)")
 
 
 class UsageError(Exception):
@@ -134,6 +144,14 @@ def _token(args) -> str | None:
     return token
 
 
+def served_names(args) -> list[str]:
+    """--allow-host, and the --host name itself: the printed link uses it (``0.0.0.0``, a name)."""
+    try:
+        return [_allow_host(args.host), *args.allow_host]
+    except argparse.ArgumentTypeError:   # no name a browser sends: binding says what is wrong
+        return list(args.allow_host)
+
+
 def _build(args, listener: socket.socket) -> Served:
     from werkzeug.serving import make_server
 
@@ -148,7 +166,8 @@ def _build(args, listener: socket.socket) -> Served:
                          f"choose another with --data") from None
     try:
         token = _token(args)
-        app = create_app(dashboard, {"MPDASH_TOKEN": token} if token else None)
+        config = {"MPDASH_ALLOW_HOSTS": served_names(args)}
+        app = create_app(dashboard, {**config, "MPDASH_TOKEN": token} if token else config)
         server = make_server(args.host, args.port, app, threaded=True, fd=listener.fileno())
     except BaseException:
         dashboard.close()

@@ -12,6 +12,7 @@ import * as output from "./output.js";
 import * as code from "./code.js";
 import * as runs from "./runs.js";
 import * as stacks from "./stacks.js";
+import * as history from "./history.js";
 import { $ } from "./util.js";
 
 let httpRole = null;
@@ -39,7 +40,7 @@ async function start() {
   charts.init();
   runs.init();
   stacks.init();
-  for (const panel of [catalog, controls, code, runs, charts, tree, timeline, messages, output, stacks]) onDraw(panel.render);
+  for (const panel of [catalog, controls, code, runs, charts, tree, timeline, messages, output, history, stacks]) onDraw(panel.render);
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store };
   const [system] = await Promise.all([
