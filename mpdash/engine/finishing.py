@@ -101,6 +101,7 @@ def finish(core: Core, live: LiveRun) -> None:
         os.unlink(live.sock_path)
     except OSError:
         pass
+    reaping.settle_unknown(core, live)
     shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
     state, error = _outcome(live)
     if live.analyze is not None and state == "finished":
