@@ -9,6 +9,7 @@ import { markLine } from "./code.js";
 
 const CPU_IDLE = 2;     // % of one core: what the server's stall detector counts as no work
 const DUMP_WINDOW = 0.5; // s after a Snapshot whose CPU is the dump's (stall.py DUMP_WINDOW)
+const END_WINDOW = 0.1;  // s: a reading this close to a process's end is its exit's, not work
 
 const STATE_WORDS = { R: "running", S: "sleeping", D: "disk sleep", T: "stopped", t: "tracing stop",
   Z: "zombie", X: "dead", I: "idle" };
@@ -86,7 +87,11 @@ function progressedAfter(view, t) {
   if (view.procs.some((p) => (p.started_at ?? 0) > t || ((p.ended_at ?? 0) > t && p.end !== "killed"))) return true;
   // The CPU a process spends dumping its stacks is ours, not the program's (as on the server).
   const dumping = (ft) => view.stacks.some((s) => ft >= s.t && ft <= s.t + DUMP_WINDOW);
-  return view.frames.some((f) => f.t > t && !dumping(f.t) && f.cpu.some((c) => c >= CPU_IDLE));
+  // Nor is the last reading of a process as it ends (taken the instant its exit is seen).
+  const endOf = new Map(view.procs.map((p) => [p.pid, p.ended_at ?? null]));
+  const ending = (pid, ft) => endOf.get(pid) !== null && endOf.get(pid) !== undefined && endOf.get(pid) <= ft + END_WINDOW;
+  return view.frames.some((f) => f.t > t && !dumping(f.t)
+    && f.cpu.some((c, i) => c >= CPU_IDLE && !ending(f.pid[i], f.t)));
 }
 
 function renderBanner(view) {
