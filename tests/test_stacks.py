@@ -93,7 +93,7 @@ def test_join_before_drain_main_waits_in_join_and_the_feeder_in_a_pipe_write(qui
     snap = settle(dash, run, 2, until=hung)
     assert snap["reason"] == "request" and snap["run"] == run.id and snap["seq"] > 0
     main = proc_of(snap, run.main_pid)
-    assert main["python"] is True and main["state"] == "S"
+    assert main["python"] is True and main["state"] == "S", main
     (main_thread,) = main["threads"]
     assert main_thread["main"] is True and main_thread["name"] == "MainThread"
     # outermost first: the program's own line, then join, innermost last
@@ -101,11 +101,12 @@ def test_join_before_drain_main_waits_in_join_and_the_feeder_in_a_pipe_write(qui
     assert main_thread["frames"][0]["function"] == "<module>"
     assert main_thread["frames"][0]["library"] is False
     assert "join" in functions(main_thread) and main_thread["frames"][-1]["library"] is True
-    assert main["wchan"] in ("do_wait", "kernel_wait4", "do_wait_pid") or main["wchan"] is None
+    # the kernel's name for a wait varies by version (do_wait, kernel_wait4...); unreadable: None
+    assert main["wchan"] is None or "wait" in main["wchan"], main
     child = next(p for p in snap["processes"] if p["pid"] != run.main_pid)
     assert child["name"] == "producer" and child["python"] is True
     feeder = next(t for t in child["threads"] if not t["main"])
-    assert functions(feeder)[-3:] == ["send_bytes", "_send_bytes", "_send"]
+    assert functions(feeder)[-3:] == ["send_bytes", "_send_bytes", "_send"], child
     assert "_feed" in functions(feeder)
     child_main = next(t for t in child["threads"] if t["main"])
     assert "join" in functions(child_main)   # the child's exit joins its feeder thread
