@@ -196,6 +196,8 @@ export function init() {
 
 export function render(view) {
   const live = isLive(view?.rec) && !view.replaying;
+  // Only on a live run: it costs the one-row top bar no room the rest of the time.
+  $("stacks-btn").hidden = !live;
   $("stacks-btn").disabled = busy || !live || !store.connected;
   if ((view?.rec.id ?? null) !== shownRun) {   // another run: nothing of the last one's picks
     shownRun = view?.rec.id ?? null;
