@@ -69,7 +69,8 @@ function waitingLine(proc) {
     const f = userFrame(t);
     if (!f) continue;
     // The user's line, then the call it waits in, if that is deeper (join, a lock, a pipe...)
-    const inner = t.frames.at(-1);
+    // (mpdash's own in-run wrappers, e.g. of os.waitpid, are not where the program waits)
+    const inner = [...t.frames].reverse().find((fr) => !fr.file.includes("/mpdash/inrun/")) || t.frames.at(-1);
     const deeper = inner !== f ? ` → waiting in ${inner.function} (${shortFile(inner.file)}:${inner.line ?? "?"})` : "";
     return `${where(f)}${deeper}${t.main ? "" : ` (thread ${t.name || t.id})`}`;
   }
