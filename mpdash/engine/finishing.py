@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 
 from mpdash import pools as pool_insights
 from mpdash import procfs, verdict
 from mpdash.engine import reaping, stopping, streams
-from mpdash.engine.context import Core, LiveRun
+from mpdash.engine.context import Core, LiveRun, stacks_folder
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def finish(core: Core, live: LiveRun) -> None:
     except OSError:
         pass
     reaping.settle_unknown(core, live)
+    shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
     state, error = _outcome(live)
     if live.analyze is not None and state == "finished":
         try:
