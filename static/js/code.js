@@ -21,7 +21,7 @@ function renderProgram(rec) {
   const src = rec.source;
   code.dataset.lesson = "";
   code.dataset.source = src ? src.path : "";
-  if (src) code.innerHTML = hljs.highlight(src.text, { language: "python" }).value;
+  if (src) code.innerHTML = numberedLines(hljs.highlight(src.text, { language: "python" }).value);
   else code.textContent = "";
   $("code-path").hidden = false;
   $("code-path").textContent = src
@@ -46,7 +46,7 @@ function renderLesson() {
   if (!lesson) return;
   codeFor = id;
   const code = $("code");
-  code.innerHTML = hljs.highlight(lesson.code, { language: "python" }).value;
+  code.innerHTML = numberedLines(hljs.highlight(lesson.code, { language: "python" }).value);
   code.dataset.lesson = id;
   code.dataset.source = "";
   $("code-path").hidden = true;
@@ -56,6 +56,32 @@ function renderLesson() {
   $("predict").replaceChildren(
     el("span", { class: "predict-tag" }, "Predict"),
     el("p", {}, lesson.predict));
+}
+
+/** Highlighted HTML with each line in its own <span class="code-line" data-line="N"> (a stack frame
+ * of the lesson's file points at one): spans hljs opened on an earlier line are closed at each
+ * line's end and opened again on the next, so every line is well-formed on its own. */
+function numberedLines(html) {
+  const open = [];
+  return html.split("\n").map((line, i) => {
+    const reopened = open.join("");
+    for (const tag of line.match(/<span[^>]*>|<\/span>/g) || []) {
+      if (tag === "</span>") open.pop();
+      else open.push(tag);
+    }
+    return `<span class="code-line" data-line="${i + 1}">${reopened}${line}${"</span>".repeat(open.length)}</span>`;
+  }).join("\n");
+}
+
+/** Mark line `line` of the shown lesson's code and scroll it into view; false if it has none. */
+export function markLine(line) {
+  const code = $("code");
+  code.querySelector(".code-line.marked")?.classList.remove("marked");
+  const target = code.querySelector(`.code-line[data-line="${Number(line)}"]`);
+  if (!target) return false;
+  target.classList.add("marked");
+  target.scrollIntoView({ block: "nearest" });
+  return true;
 }
 
 function paramsText(params) {
