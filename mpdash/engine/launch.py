@@ -14,7 +14,7 @@ import time
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import reaping, streams
-from mpdash.engine.context import ACCEPT, PIPE, Core, LimitError, LiveRun, stacks_folder
+from mpdash.engine.context import ACCEPT, PIPE, Core, EngineBusy, LimitError, LiveRun, stacks_folder
 from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
@@ -75,12 +75,21 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         raise LimitError(f"limit reached: at most {limits.max_processes} live processes")
     sock_path = os.path.join(core.tmp, f"{run.id}.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(sock_path)
-    listener.listen(64)
-    listener.setblocking(False)
     env = run_env(core, run, sock_path)
-    if protocol.ENV_STACKS in env:
-        os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
+    try:
+        listener.bind(sock_path)
+        listener.listen(64)
+        listener.setblocking(False)
+        if protocol.ENV_STACKS in env:
+            os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
+    except OSError as exc:
+        # e.g. a tmp cleaner removed the engine's folder under a long-lived server
+        listener.close()
+        try:
+            os.unlink(sock_path)
+        except OSError:
+            pass
+        raise EngineBusy(f"cannot prepare the run's socket: {exc.strerror or exc}") from None
     stdin, cwd = stdio if stdio else (subprocess.DEVNULL, None)
     cgroup = core.cgroups.create(run.id, limits.run_tasks)
     try:
