@@ -27,12 +27,12 @@ from typing import Any, Callable
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import finishing, launch, limits, program, reaping, stopping
-from mpdash.engine.context import Core, LimitError, stacks_folder
+from mpdash.engine.context import Core, EngineBusy, LimitError, stacks_folder
 from mpdash.engine.launch import BOOT_DIR, PROJECT_ROOT
 from mpdash.engine.reactor import Reactor
 from mpdash.state import Hub, Run, new_run_id
 
-__all__ = ["Engine", "LimitError", "BOOT_DIR", "PROJECT_ROOT"]
+__all__ = ["Engine", "EngineBusy", "LimitError", "BOOT_DIR", "PROJECT_ROOT"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,11 @@ class Engine:
         run = self.hub.get(run_id)
         if run is None:
             return None
-        done = self._call(stopping.request_stop, run_id, reason, True).result(timeout=5)
+        try:
+            done = self._call(stopping.request_stop, run_id, reason, True).result(timeout=5)
+        except (concurrent.futures.TimeoutError, RuntimeError) as exc:
+            # A loop that does not answer in 5 s (or is shutting down) must not become a 500.
+            raise EngineBusy(f"the engine did not take the stop: {exc or 'timed out'}") from None
         if done is not None:
             try:
                 done.result(timeout=wait)

@@ -198,7 +198,9 @@ def _handle_signals() -> None:
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, leave)
-    signal.signal(signal.SIGHUP, leave)
+    # nohup (or a supervisor) set SIGHUP to ignored on purpose: a closed terminal must not end us.
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, leave)
 
 
 def _announce(served: Served) -> None:

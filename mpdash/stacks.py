@@ -22,7 +22,7 @@ import time
 
 from mpdash import procfs, protocol
 
-__all__ = ["RunEnded", "Stacks", "parse_dump", "kernel_view", "take", "SIGNAL", "STATE_WORDS",
+__all__ = ["RunEnded", "StacksBusy", "Stacks", "parse_dump", "kernel_view", "take", "SIGNAL", "STATE_WORDS",
            "user_frame", "format_snapshot"]
 
 SIGNAL = getattr(signal, protocol.STACKS_SIGNAL_NAME)
@@ -53,6 +53,10 @@ _SYSCALLS = {
 
 _HEADER = re.compile(r"^(Current thread|Thread) 0x([0-9a-fA-F]+)(.*) \(most recent call first\):$")
 _FRAME = re.compile(r'^  File "(.*)", line (\d+|\?\?\?) in (.*)$')
+
+
+class StacksBusy(Exception):
+    """Another Snapshot of the same run is being taken (HTTP 503: try again in a moment)."""
 
 
 class RunEnded(Exception):
@@ -218,7 +222,7 @@ class Stacks:
         hub = self.hub
         lock = self._lock_of(run_id)
         if not lock.acquire(timeout=timeout * 3):
-            raise RunEnded("busy taking stacks: try again")
+            raise StacksBusy("busy taking stacks of this run: try again")
         try:
             run = hub.get(run_id)
             if run is None:

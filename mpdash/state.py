@@ -47,9 +47,10 @@ class Limits:
     # Kernel cap per run where cgroups are on (pids.max). It counts threads too, so it sits well
     # above max_processes: it is there to stop a fork bomb dead, the process limit to explain it.
     run_tasks: int = 512
-    # Niceness of a run's processes (inherited by its children): forty busy workers on two cores
-    # at the server's own priority delayed the sampler's wake-ups by up to 0.3-1.7 s; at +10 the
-    # observer keeps up with what it observes. The run still gets every idle cycle. 0: unchanged.
+    # Niceness of a watched program's processes (inherited by its children): forty busy workers
+    # on two cores at the server's own priority delayed the sampler's wake-ups by up to 0.3-1.7 s;
+    # at +10 the observer keeps up. The run still gets every idle cycle. 0: unchanged. Lessons
+    # are not niced (engine/launch.py): their speedups must not lose to other programs.
     run_nice: int = 10
     # A watched program's pids.max: max(run_tasks, this x its process limit) (engine.limits).
     tasks_per_process: int = 8

@@ -16,6 +16,10 @@ from mpdash.state import Hub, Run
 ACCEPT, CONN, PIPE, PIDFD = 1, 2, 3, 4
 
 
+class EngineBusy(RuntimeError):
+    """The supervisor thread did not take a request in time, or is shutting down (HTTP 503)."""
+
+
 class LimitError(RuntimeError):
     """A start refused because a limit is already reached (HTTP 429)."""
 

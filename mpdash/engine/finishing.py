@@ -82,6 +82,19 @@ def maybe_finish(core: Core, live: LiveRun, now: float) -> None:
     finish(core, live)
 
 
+def _end_late_births(core: Core, live: LiveRun) -> None:
+    """A process that reported itself in the last messages drained (a late ``hello``) was
+    born after the leftovers were killed: kill it too, so nothing outlives its run and no pidfd
+    outlives the run's bookkeeping."""
+    for pid in list(live.pidfds):
+        live.killed.add(pid)
+        try:
+            signal.pidfd_send_signal(live.pidfds[pid], signal.SIGKILL)
+        except OSError:
+            pass   # already gone
+        reaping.ended(core, live, pid)
+
+
 def _outcome(live: LiveRun) -> tuple[str, str | None]:
     """The run's final state and error, from how it was stopped and its main's exit code."""
     run = live.run
@@ -96,6 +109,7 @@ def _outcome(live: LiveRun) -> tuple[str, str | None]:
 def finish(core: Core, live: LiveRun) -> None:
     run, hub = live.run, core.hub
     streams.drain(core, live)
+    _end_late_births(core, live)
     try:
         core.on_finish(run)
     except Exception:

@@ -14,7 +14,7 @@ import time
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import limits, reaping, streams
-from mpdash.engine.context import ACCEPT, PIPE, Core, LimitError, LiveRun, stacks_folder
+from mpdash.engine.context import ACCEPT, PIPE, Core, EngineBusy, LimitError, LiveRun, stacks_folder
 from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
@@ -73,12 +73,21 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         raise LimitError(refused)
     sock_path = os.path.join(core.tmp, f"{run.id}.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(sock_path)
-    listener.listen(64)
-    listener.setblocking(False)
     env = run_env(core, run, sock_path)
-    if protocol.ENV_STACKS in env:
-        os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
+    try:
+        listener.bind(sock_path)
+        listener.listen(64)
+        listener.setblocking(False)
+        if protocol.ENV_STACKS in env:
+            os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
+    except OSError as exc:
+        # e.g. a tmp cleaner removed the engine's folder under a long-lived server
+        listener.close()
+        try:
+            os.unlink(sock_path)
+        except OSError:
+            pass
+        raise EngineBusy(f"cannot prepare the run's socket: {exc.strerror or exc}") from None
     stdin, cwd = stdio if stdio else (subprocess.DEVNULL, None)
     cgroup = core.cgroups.create(run.id, limits.run_tasks(run, core.hub.limits))
     try:
@@ -94,7 +103,11 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         if cgroup is not None:
             core.cgroups.release(cgroup)
         raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
-    lower_priority(popen.pid, core.hub.limits.run_nice)
+    # Only a watched program is made nicer: it may fill every core with dozens of workers and
+    # starve the sampler watching it. A lesson stays at the server's priority, so the speedups
+    # it measures compare with the machine's cores even while other programs run.
+    if run.kind == "watch":
+        lower_priority(popen.pid, core.hub.limits.run_nice)
     live = LiveRun(run=run, popen=popen, listener=listener, sock_path=sock_path,
                    analyze=analyze, echo=echo, cgroup=cgroup)
     if run.time_limit:

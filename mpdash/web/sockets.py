@@ -8,7 +8,7 @@ from flask_socketio import SocketIO, emit
 from socketio import packet
 
 from mpdash.lessons import ParamError
-from mpdash.runs import LimitError
+from mpdash.runs import EngineBusy, LimitError
 from mpdash.web import security
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ def init_app(app, socketio: SocketIO) -> None:
             return {"error": str(exc)}
         except LimitError as exc:
             return {"error": str(exc), "status": 429}
+        except EngineBusy as exc:
+            return {"error": str(exc), "status": 503}
         return dash.hub.snapshot(run)
 
     # stop {run} -> ack: the final Run, or {error}
@@ -95,5 +97,8 @@ def init_app(app, socketio: SocketIO) -> None:
         run_id = data.get("run") if isinstance(data, dict) else None
         if not isinstance(run_id, str) or dash.hub.get(run_id) is None:
             return {"error": "unknown run"}
-        run = dash.engine.stop(run_id)
+        try:
+            run = dash.engine.stop(run_id)
+        except EngineBusy as exc:
+            return {"error": str(exc), "status": 503}
         return dash.hub.snapshot(run)
