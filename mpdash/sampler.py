@@ -15,7 +15,8 @@ newborn's first sample is already meaningful (psutil's ``cpu_percent()`` answers
 
 Two backends, same columns: ``procfs`` (Linux: one ``pread`` of a kept ``/proc/<pid>/stat`` fd
 per process, see ``mpdash.procfs``) and ``psutil`` (portable, ~5x the CPU; see
-docs/BENCHMARKS.md).
+docs/BENCHMARKS.md). ``running`` counts a multi-threaded process's threads in state ``R`` (its
+``stat`` letter is its main thread's only); the psutil backend leaves it ``None``.
 """
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ class ProcfsBackend:
     def forget(self, pid: int) -> None:
         self._stat.forget(pid)
 
+    def running_threads(self, pid: int):
+        return procfs.running_threads(pid)
+
     def cores(self) -> list[float]:
         return self._cores.percent()
 
@@ -107,6 +111,9 @@ class PsutilBackend:
 
     def forget(self, pid: int) -> None:
         self._procs.pop(pid, None)
+
+    def running_threads(self, pid: int):
+        return None   # psutil does not give per-thread states; the page then goes by CPU %
 
     def cores(self) -> list[float]:
         return [round(c, 1) for c in psutil.cpu_percent(percpu=True)]
@@ -226,7 +233,8 @@ class Sampler:
         backend, prev = self.backend, self._prev
         t = time.time()
         frame = {"t": round(t, 3), "cores": backend.cores()}
-        pids, cpus, rsss, cores, statuses, threads = [], [], [], [], [], []
+        ncores = len(frame["cores"]) or 1
+        pids, cpus, rsss, cores, statuses, threads, running = [], [], [], [], [], [], []
         per_run: dict[str, list[int]] = {}
         rss_by_run: dict[str, int] = {}
 
@@ -237,6 +245,9 @@ class Sampler:
                 before = (started, 0.0, started)
             elapsed = now - before[2]
             cpu = (cpu_s - before[1]) / elapsed * 100.0 if elapsed > 1e-3 else 0.0
+            # CPU times tick at 1/CLK_TCK (10 ms): over a 3 ms window one tick reads 300 %.
+            # No process uses more cores than it has threads, nor more than the machine has.
+            cpu = min(cpu, 100.0 * max(1, ncores if status == "Z" else min(nthreads, ncores)))
             prev[pid] = (started, cpu_s, now)
             per_run.setdefault(run_id, []).append(len(pids))
             pids.append(pid)
@@ -245,6 +256,11 @@ class Sampler:
             cores.append(core)
             statuses.append(status)
             threads.append(nthreads)
+            # Threads on a CPU at the sample: the stat letter alone is the main thread's.
+            if nthreads <= 1 or status == "Z":
+                running.append(1 if status == "R" else 0)
+            else:
+                running.append(backend.running_threads(pid))
             rss_by_run[run_id] = rss_by_run.get(run_id, 0) + rss
 
         dead: set[int] = set()
@@ -278,7 +294,7 @@ class Sampler:
                                             f"{rss / 1024:.0f} MiB of RSS (limit "
                                             f"{limit / 1024:.0f} MiB)")
         frame.update(pid=pids, cpu=cpus, rss=rsss, core=cores, status="".join(statuses),
-                     threads=threads)
+                     threads=threads, running=running)
         hub.add_frame(frame, per_run, push=watched)
         self._instants.append(time.monotonic())
         self.frames += 1

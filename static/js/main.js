@@ -11,6 +11,8 @@ import * as messages from "./messages.js";
 import * as output from "./output.js";
 import * as code from "./code.js";
 import * as runs from "./runs.js";
+import * as runhead from "./runhead.js";
+import * as highlight from "./highlight.js";
 import { $ } from "./util.js";
 
 let httpRole = null;
@@ -37,7 +39,9 @@ async function start() {
   controls.init();
   charts.init();
   runs.init();
-  for (const panel of [catalog, controls, code, runs, charts, tree, timeline, messages, output]) onDraw(panel.render);
+  highlight.init();
+  for (const panel of [catalog, controls, code, runs, runhead, charts, tree, timeline, messages, output]) onDraw(panel.render);
+  onDraw(highlight.render);   // last: marks what the panels just drew
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store };
   const [system] = await Promise.all([

@@ -1,7 +1,7 @@
 // What crossed between processes: per channel (queue, pipe) counts and depth over time, the
 // latest messages from → to, shared Value/Array cells as a grid that flashes when written,
 // and terminate() signals. Rendered from the generic Event shape; no lesson-specific text.
-import { $, el, colourOf, inkOn, fmtNum } from "./util.js";
+import { $, el, colourOf, fmtNum, procBadge } from "./util.js";
 import { LineChart } from "./charts.js";
 
 const SEND = { queue_put: "put", pipe_send: "send" };
@@ -13,10 +13,77 @@ let depthHost = null;
 const cellSeq = new Map();        // "channel|index" -> seq of the write shown last time
 
 function chip(pid, procs) {
-  const p = procs.get(pid);
-  if (!p) return el("span", { class: "pid-chip plain" }, pid === null || pid === undefined ? "?" : String(pid));
-  const { colour, dash } = colourOf(p.colour);
-  return el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(pid));
+  return procBadge(procs.get(pid), pid);
+}
+
+/**
+ * A pool's two internal queues, from its workers' task events: every task crossed the task
+ * queue (owner → worker) and every result the result queue (worker → owner). Tracing reports
+ * each task where it runs (task_start / task_end), or counts them past the rate budget (traffic).
+ */
+export function poolQueues(events, procs) {
+  const pools = new Map();
+  const rows = [];
+  const pool = (name) => {
+    if (!pools.has(name)) pools.set(name, { name, taken: 0, items: 0, results: 0, failed: 0, running: 0, peak: 0, summarised: false, workers: new Set() });
+    return pools.get(name);
+  };
+  const ordered = [...events].filter((e) => e.kind === "task_start" || e.kind === "task_end" || (e.kind === "traffic" && (e.tasks_started || e.tasks_ended)))
+    .sort((a, b) => a.t - b.t);
+  for (const e of ordered) {
+    const q = pool(e.channel ?? "Pool");
+    const owner = procs.get(e.pid)?.ppid ?? null;
+    q.workers.add(e.pid);
+    if (e.kind === "traffic") {
+      q.taken += e.tasks_started || 0;
+      q.results += e.tasks_ended || 0;
+      q.summarised = true;
+      continue;
+    }
+    if (e.kind === "task_start") {
+      q.taken += 1;
+      q.items += e.items || 1;
+      q.running += 1;
+      q.peak = Math.max(q.peak, q.running);
+      rows.push({ t: e.t, channel: `${q.name} tasks`, from: owner, to: e.pid, detail: e.detail, task: true });
+    } else {
+      q.results += 1;
+      q.running = Math.max(0, q.running - 1);
+      if (e.ok === false) q.failed += 1;
+      rows.push({ t: e.t, channel: `${q.name} results`, from: e.pid, to: owner, detail: e.detail, task: true, seconds: e.seconds });
+    }
+  }
+  return { pools, rows };
+}
+
+function taskRow(r, t0, procs) {
+  return el("tr", { class: "task-row", "data-testid": "message-row", "data-kind": "task" },
+    el("td", { class: "num r" }, `${fmtNum(r.t - t0, 2)} s`),
+    el("td", {}, r.channel),
+    el("td", {}, r.from !== null ? chip(r.from, procs) : "?", el("span", { class: "arrow", "aria-label": "to" }, " → "),
+      r.to !== null ? chip(r.to, procs) : "?"),
+    el("td", { class: "detail" }, String(r.detail ?? "")),
+    el("td", { class: "num r" }, ""),
+    el("td", { class: "num r", title: r.seconds !== undefined ? "time the worker spent on the task" : "" },
+      r.seconds !== undefined ? `${fmtNum(r.seconds * 1000, 1)} ms` : ""));
+}
+
+function poolCards(pools) {
+  const cards = [];
+  for (const q of pools.values()) {
+    const note = q.summarised ? " · summarised" : "";
+    cards.push(el("div", { class: "channel-card pool-card", "data-testid": "channel", "data-channel": `${q.name} tasks`, "data-kind": "pool-tasks",
+      "data-count": q.taken },
+      el("div", { class: "channel-name" }, `${q.name} tasks`, el("span", { class: "sub" }, ` task queue${note}`)),
+      el("div", { class: "channel-stats num" },
+        `${q.taken} taken by ${q.workers.size} worker${q.workers.size === 1 ? "" : "s"}${q.items && q.items !== q.taken ? ` · ${q.items} items` : ""} · in workers now ${q.running} (peak ${q.peak})`)));
+    cards.push(el("div", { class: "channel-card pool-card", "data-testid": "channel", "data-channel": `${q.name} results`, "data-kind": "pool-results",
+      "data-count": q.results },
+      el("div", { class: "channel-name" }, `${q.name} results`, el("span", { class: "sub" }, ` result queue${note}`)),
+      el("div", { class: "channel-stats num" },
+        `${q.results} sent back${q.failed ? ` · ${q.failed} raised` : ""} · still running ${q.running}`)));
+  }
+  return cards;
 }
 
 /** Per channel: counts, bytes, depth series [[t...], [depth...]]; plus message pairs. */
@@ -86,9 +153,27 @@ export function summarise(events) {
       c.summarised = true;
       c.ts.push(e.t);
       c.ds.push(c.depth);
+    } else if (e.kind === "shared_init") {
+      // The value(s) it was created with: the "before" of every cell.
+      if (!cells.has(e.channel)) cells.set(e.channel, new Map());
+      const grid = cells.get(e.channel);
+      const values = Array.isArray(e.value) ? e.value : [e.value];
+      values.forEach((v, k) => {
+        const index = Array.isArray(e.value) ? k : null;
+        const old = grid.get(index);
+        if (old) old.before = v;
+        else grid.set(index, { value: v, before: v, pid: null, seq: null, t: e.t, initial: true });
+      });
     } else if (e.kind === "shared_write") {
       if (!cells.has(e.channel)) cells.set(e.channel, new Map());
-      cells.get(e.channel).set(e.index ?? null, { value: e.value ?? e.detail, pid: e.pid, seq: e.seq, t: e.t });
+      const grid = cells.get(e.channel);
+      // A slice write carries a list of values from `index` on.
+      const values = Array.isArray(e.value) && e.index !== null && e.index !== undefined ? e.value : [e.value ?? e.detail];
+      values.forEach((v, k) => {
+        const index = e.index === null || e.index === undefined ? null : e.index + k;
+        const old = grid.get(index);
+        grid.set(index, { value: v, before: old?.before, pid: e.pid, seq: e.seq, t: e.t });
+      });
     } else if (e.kind === "terminate") {
       signals.push(e);
     }
@@ -119,8 +204,11 @@ function cellGrid(channel, cells, procs) {
       cellSeq.set(key, c.seq);
       const p = procs.get(c.pid);
       const { colour } = p ? colourOf(p.colour) : { colour: "transparent" };
-      return el("div", { class: `cell${fresh ? " flash" : ""}`, "data-testid": "shared-cell", title: `written by ${c.pid}`, style: { borderColor: colour } },
+      const changed = c.before !== undefined && !c.initial && String(c.before) !== String(c.value);
+      return el("div", { class: `cell${fresh ? " flash" : ""}`, "data-testid": "shared-cell", title: c.initial ? "as created; not written yet" : `written by ${c.pid}`,
+        "data-before": c.before === undefined ? null : String(c.before), "data-value": String(c.value ?? ""), style: { borderColor: colour } },
         el("span", { class: "cell-i" }, index === null ? "value" : `[${index}]`),
+        changed ? el("span", { class: "cell-before num", "data-testid": "shared-before" }, `${c.before} →`) : null,
         el("span", { class: "cell-v num" }, String(c.value ?? "")));
     })));
 }
@@ -137,9 +225,10 @@ export function render(view) {
   lastKey = view.key;
   const procs = new Map(view.procs.map((p) => [p.pid, p]));
   const { channels, pairs, cells, signals } = summarise(view.events);
+  const { pools, rows: taskRows } = poolQueues(view.events, procs);
   const parts = [];
-  if (channels.size) {
-    parts.push(el("div", { class: "channels" }, ...[...channels.values()].map((c) => el("div", { class: "channel-card", "data-testid": "channel", "data-channel": c.name },
+  if (channels.size || pools.size) {
+    parts.push(el("div", { class: "channels" }, ...poolCards(pools), ...[...channels.values()].map((c) => el("div", { class: "channel-card", "data-testid": "channel", "data-channel": c.name },
       el("div", { class: "channel-name" }, c.name, el("span", { class: "sub" }, ` ${c.type}${c.summarised ? " · summarised" : ""}`)),
       el("div", { class: "channel-stats num" },
         `${c.sends} ${c.type === "queue" ? "put" : "sent"} · ${c.recvs} ${c.type === "queue" ? "got" : "received"} · depth ${c.depth}${c.bytes ? ` · ${c.bytes} B` : ""}`)))));
@@ -151,11 +240,13 @@ export function render(view) {
   // A depth curve says something once a queue carries more than a handful of items.
   const queues = [...channels.values()].filter((c) => c.type === "queue" && c.ts.length >= 6);
   if (queues.length) parts.push(el("div", { class: "chart-label" }, "queue depth"), depthHost);
-  if (pairs.length) {
-    const recent = pairs.sort((a, b) => a.t - b.t).slice(-MAX_ROWS);
+  if (pairs.length || taskRows.length) {
+    const recent = [...pairs, ...taskRows].sort((a, b) => a.t - b.t).slice(-MAX_ROWS);
+    const total = pairs.length + taskRows.length;
     parts.push(el("table", { class: "msg-table" },
       el("thead", {}, el("tr", {}, ...["at", "channel", "from → to", "message", "size", "took"].map((h, i) => el("th", { scope: "col", class: [0, 4, 5].includes(i) ? "r" : "" }, h)))),
-      el("tbody", {}, ...recent.map((p) => pairRow(p, view.t0, procs)))));
+      el("tbody", {}, ...recent.map((p) => (p.task ? taskRow(p, view.t0, procs) : pairRow(p, view.t0, procs))))));
+    if (total > recent.length) parts.push(el("p", { class: "sub msg-more" }, `the latest ${recent.length} of ${total} messages`));
   }
   for (const [channel, c] of cells) parts.push(cellGrid(channel, c, procs));
   if (signals.length) {
