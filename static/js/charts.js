@@ -336,4 +336,10 @@ export function render(view) {
   focus(highlighted());
 }
 
+/** The page's charts, read-only for tests (window.mpdash.charts): plot, series ids. */
+export function exposed() {
+  const one = (c) => (c ? { plot: c.plot, ids: c.series.map((s) => String(s.id)), focused: c.focused } : null);
+  return { cores: one(cores), cpu: one(procCpu), mem: one(procMem) };
+}
+
 export { LineChart, coreColour, visibleFrames };

@@ -37,8 +37,6 @@ export function init() {
   });
 }
 
-let shown = "";
-
 export function render(view) {
   const pid = view && view.procs.some((p) => p.pid === highlighted()) ? highlighted() : null;
   document.body.classList.toggle("highlighting", pid !== null);
@@ -49,6 +47,5 @@ export function render(view) {
     if (node.classList.contains("hl") !== on) node.classList.toggle("hl", on);
     if (node.dataset.testid === "legend-item") node.setAttribute("aria-pressed", String(store.highlight.pinned === Number(node.dataset.pid)));
   }
-  if (shown !== String(pid)) shown = String(pid);
   charts.focus(pid);
 }

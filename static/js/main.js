@@ -43,7 +43,7 @@ async function start() {
   for (const panel of [catalog, controls, code, runs, runhead, charts, tree, timeline, messages, output]) onDraw(panel.render);
   onDraw(highlight.render);   // last: marks what the panels just drew
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
-  window.mpdash = { store };
+  window.mpdash = { store, get charts() { return charts.exposed(); } };
   const [system] = await Promise.all([
     fetch("/api/system").then((r) => (r.ok ? r.json() : null)).catch(() => null),
     catalog.loadLessons(),
