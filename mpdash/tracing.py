@@ -412,6 +412,7 @@ def _patch_shared(sharedctypes) -> None:
         wrapper = original_synchronized(obj, lock, ctx)
         kind = "Value" if isinstance(wrapper, sharedctypes.Synchronized) else "Array"
         wrapper._mpdash_channel = _name(kind)
+        _created(wrapper._mpdash_channel, kind, obj)
         return wrapper
 
     # Pickled by reference (SynchronizedBase.__reduce__), so it must be findable by its name.
@@ -456,6 +457,24 @@ def _patch_shared(sharedctypes) -> None:
                    index=i, value=_json_value(new))
 
     sharedctypes.SynchronizedArray.__setitem__ = __setitem__
+
+
+def _created(channel: str, kind: str, obj) -> None:
+    """``shared_init``: the value(s) a Value/Array was created with, so a page can show each
+    cell's before → after. Read from the raw ctypes object (no lock: nobody else has it yet).
+    Not a message, so a busy process (over its event budget) just leaves it out."""
+    if _paused or not _individual():
+        return
+    try:
+        if kind == "Value":
+            value, count = _json_value(obj.value), None
+        else:
+            count = len(obj)
+            value = [_json_value(v) for v in obj[:MAX_VALUES]]
+    except Exception:   # an exotic ctypes type: the cells still trace their writes
+        return
+    _send("shared_init", channel, None, None, f"{channel} = {probe.short_repr(value)}"[:200],
+          value=value, **({"count": count} if count is not None else {}))
 
 
 def _rebuild_shared(obj, lock, channel):

@@ -37,8 +37,14 @@ export function init() {
   });
 }
 
+let marked = null;   // the pid marked after the previous draw
+
 export function render(view) {
   const pid = view && view.procs.some((p) => p.pid === highlighted()) ? highlighted() : null;
+  // Nothing highlighted before or now: no element carries a mark, so nothing to walk (the output
+  // alone can hold 1500 lines, and this runs after every draw).
+  if (pid === null && marked === null) return;
+  marked = pid;
   document.body.classList.toggle("highlighting", pid !== null);
   document.body.dataset.highlight = pid ?? "";
   // Every draw may have rebuilt a panel: re-mark (cheap: a few hundred elements at most).

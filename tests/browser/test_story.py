@@ -324,3 +324,8 @@ def test_shared_memory_shows_before_and_after(page):
     run_to_end(page, "shared-memory")
     text = page.text_content('[data-testid="finding-before_after"]')
     assert "num 5 → 15" in text and "[1, 2, 3] → [2, 3, 4]" in text, text
+    # The messages panel too: each cell as created (traced at creation) → as the child left it.
+    cells = page.evaluate("""() => [...document.querySelectorAll('[data-testid=shared-cells]')].map((g) =>
+        [g.dataset.channel, [...g.querySelectorAll('[data-testid=shared-cell]')].map((c) => [c.dataset.before, c.dataset.value])])""")
+    assert dict(cells) == {"Value-1": [["5", "15"]], "Array-1": [["1", "2"], ["2", "3"], ["3", "4"]]}, cells
+    assert page.locator('[data-testid="shared-before"]').all_text_contents() == ["5 →", "1 →", "2 →", "3 →"]
