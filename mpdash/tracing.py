@@ -107,7 +107,7 @@ def _send(kind: str, channel: str, msg=None, size=None, detail=None, t=None, **e
 
 _COUNTERS = {"queue_put": "puts", "queue_get": "gets", "pipe_send": "sends",
              "pipe_recv": "recvs", "shared_write": "writes", "task_start": "tasks_started",
-             "task_end": "tasks_ended"}
+             "task_end": "tasks_ended", "task_put": "tasks_put", "result_get": "results_got"}
 
 
 def _count(kind: str, channel: str, size=None, depth=None) -> None:
@@ -636,17 +636,52 @@ def _patch_pool(pool) -> None:
 
     def _setup_queues(self):
         original_setup(self)
-        self._inqueue._mpdash_pool = _name(type(self).__name__)
+        self._inqueue._mpdash_pool = channel = _name(type(self).__name__)
+        _tap_owner(self, pool, channel)
 
     def _setup_thread_queues(self):
         original_thread_setup(self)
         # queue.SimpleQueue takes no attributes; its workers are threads of this process
-        _thread_pools[self._inqueue] = _name(type(self).__name__)
+        _thread_pools[self._inqueue] = channel = _name(type(self).__name__)
+        _tap_owner(self, pool, channel)
 
     original_thread_setup = pool.ThreadPool._setup_queues
     pool.Pool._setup_queues = _setup_queues
     pool.ThreadPool._setup_queues = _setup_thread_queues
     _patch_pool_ending(pool)
+
+
+def _tap_owner(owner, pool, channel: str) -> None:
+    """In the pool's owner: ``task_put`` when its task handler puts a task on the task queue,
+    ``result_get`` when its result handler takes a result off the result queue (same ``msg`` as
+    the worker's task_start / task_end), so both queues' depths are known, not guessed. The
+    handlers are given ``_quick_put`` / ``_quick_get`` right after ``_setup_queues``."""
+    put, get = owner._quick_put, owner._quick_get
+
+    def quick_put(task):
+        t = time.time()   # before: a worker can take the task before put() returns here
+        put(task)
+        if task is None or _paused or task[2] is pool._helper_reraises_exception:
+            return
+        job, i, func, args, _ = task
+        if _individual():
+            items, text = _describe(func, args)
+            _send("task_put", channel, f"{channel}/{job}/{i}", None, text[:200], t=t,
+                  items=items, job=job, index=i)
+        else:
+            _count("task_put", channel)
+
+    def quick_get():
+        result = get()
+        if result is not None and not _paused:
+            job, i, _ = result
+            if _individual():
+                _send("result_get", channel, f"{channel}/{job}/{i}", None, None, job=job, index=i)
+            else:
+                _count("result_get", channel)
+        return result
+
+    owner._quick_put, owner._quick_get = quick_put, quick_get
 
 
 def _patch_pool_ending(pool) -> None:

@@ -17,71 +17,119 @@ function chip(pid, procs) {
 }
 
 /**
- * A pool's two internal queues, from its workers' task events: every task crossed the task
- * queue (owner → worker) and every result the result queue (worker → owner). Tracing reports
- * each task where it runs (task_start / task_end), or counts them past the rate budget (traffic).
+ * A pool's two internal queues. The owner reports each task it puts on the task queue
+ * (task_put) and each result it takes off the result queue (result_get); the worker reports the
+ * task it takes (task_start) and the result it puts (task_end), all with one msg per task. So
+ * task-queue depth = put − taken and result-queue depth = sent back − collected, at every
+ * instant; past the rate budget the same four are counted in traffic summaries.
  */
 export function poolQueues(events, procs) {
   const pools = new Map();
-  const rows = [];
+  const rows = new Map();   // "channel|msg" -> the task's row, then its result's row
+  const list = [];
   const pool = (name) => {
-    if (!pools.has(name)) pools.set(name, { name, taken: 0, items: 0, results: 0, failed: 0, running: 0, peak: 0, summarised: false, workers: new Set() });
+    if (!pools.has(name)) {
+      pools.set(name, {
+        name, put: 0, taken: 0, items: 0, results: 0, got: 0, failed: 0, summarised: false, tapped: false,
+        workers: new Set(), tq: { ts: [], ds: [], peak: 0 }, rq: { ts: [], ds: [], peak: 0 },
+      });
+    }
     return pools.get(name);
   };
-  const ordered = [...events].filter((e) => e.kind === "task_start" || e.kind === "task_end" || (e.kind === "traffic" && (e.tasks_started || e.tasks_ended)))
+  const depth = (q, t) => {
+    const tq = q.tapped ? Math.max(0, q.put - q.taken) : null;
+    const rq = q.tapped ? Math.max(0, q.results - q.got) : null;
+    if (tq !== null) {
+      q.tq.ts.push(t); q.tq.ds.push(tq); q.tq.peak = Math.max(q.tq.peak, tq);
+      q.rq.ts.push(t); q.rq.ds.push(rq); q.rq.peak = Math.max(q.rq.peak, rq);
+    }
+  };
+  const KINDS = new Set(["task_put", "task_start", "task_end", "result_get"]);
+  const ordered = [...events].filter((e) => KINDS.has(e.kind)
+    || (e.kind === "traffic" && (e.tasks_started || e.tasks_ended || e.tasks_put || e.results_got)))
     .sort((a, b) => a.t - b.t);
   for (const e of ordered) {
     const q = pool(e.channel ?? "Pool");
-    const owner = procs.get(e.pid)?.ppid ?? null;
-    q.workers.add(e.pid);
+    const key = `${e.channel}|${e.msg}`;
     if (e.kind === "traffic") {
+      q.put += e.tasks_put || 0;
       q.taken += e.tasks_started || 0;
       q.results += e.tasks_ended || 0;
+      q.got += e.results_got || 0;
+      if (e.tasks_put || e.results_got) q.tapped = true;
+      else q.workers.add(e.pid);
       q.summarised = true;
+      depth(q, e.t);
       continue;
     }
-    if (e.kind === "task_start") {
+    if (e.kind === "task_put") {
+      q.tapped = true;
+      q.put += 1;
+      const row = { t: e.t, channel: `${q.name} tasks`, from: e.pid, to: null, detail: e.detail, task: true, put: e };
+      rows.set(`${key}|task`, row);
+      list.push(row);
+    } else if (e.kind === "task_start") {
+      q.workers.add(e.pid);
       q.taken += 1;
       q.items += e.items || 1;
-      q.running += 1;
-      q.peak = Math.max(q.peak, q.running);
-      rows.push({ t: e.t, channel: `${q.name} tasks`, from: owner, to: e.pid, detail: e.detail, task: true });
-    } else {
+      const row = rows.get(`${key}|task`);
+      if (row) {
+        row.to = e.pid;
+        row.waited = e.t - row.t;
+      } else {
+        const owner = procs.get(e.pid)?.ppid ?? null;
+        list.push({ t: e.t, channel: `${q.name} tasks`, from: owner, to: e.pid, detail: e.detail, task: true });
+      }
+    } else if (e.kind === "task_end") {
       q.results += 1;
-      q.running = Math.max(0, q.running - 1);
       if (e.ok === false) q.failed += 1;
-      rows.push({ t: e.t, channel: `${q.name} results`, from: e.pid, to: owner, detail: e.detail, task: true, seconds: e.seconds });
+      const owner = procs.get(e.pid)?.ppid ?? null;
+      const row = { t: e.t, channel: `${q.name} results`, from: e.pid, to: q.tapped ? null : owner, detail: e.detail, task: true };
+      rows.set(`${key}|result`, row);
+      list.push(row);
+    } else if (e.kind === "result_get") {
+      q.got += 1;
+      const row = rows.get(`${key}|result`);
+      if (row) {
+        row.to = e.pid;
+        row.waited = e.t - row.t;
+      }
     }
+    depth(q, e.t);
   }
-  return { pools, rows };
+  return { pools, rows: list };
 }
 
 function taskRow(r, t0, procs) {
-  return el("tr", { class: "task-row", "data-testid": "message-row", "data-kind": "task" },
+  // "took": how long the task (or result) waited in its queue before it was taken.
+  const waiting = r.to === null;
+  return el("tr", { class: `task-row${waiting ? " in-flight" : ""}`, "data-testid": "message-row", "data-kind": "task" },
     el("td", { class: "num r" }, `${fmtNum(r.t - t0, 2)} s`),
     el("td", {}, r.channel),
     el("td", {}, r.from !== null ? chip(r.from, procs) : "?", el("span", { class: "arrow", "aria-label": "to" }, " → "),
-      r.to !== null ? chip(r.to, procs) : "?"),
+      waiting ? el("span", { class: "waiting" }, "waiting") : chip(r.to, procs)),
     el("td", { class: "detail" }, String(r.detail ?? "")),
     el("td", { class: "num r" }, ""),
-    el("td", { class: "num r", title: r.seconds !== undefined ? "time the worker spent on the task" : "" },
-      r.seconds !== undefined ? `${fmtNum(r.seconds * 1000, 1)} ms` : ""));
+    el("td", { class: "num r", title: "time it waited in the queue" }, r.waited !== undefined ? `${fmtNum(r.waited * 1000, 1)} ms` : ""));
 }
 
 function poolCards(pools) {
   const cards = [];
   for (const q of pools.values()) {
     const note = q.summarised ? " · summarised" : "";
+    const tDepth = q.tapped ? ` · depth ${q.tq.ds.at(-1) ?? 0} (peak ${q.tq.peak})` : "";
+    const rDepth = q.tapped ? ` · depth ${q.rq.ds.at(-1) ?? 0} (peak ${q.rq.peak})` : "";
+    const workers = q.workers.size ? ` by ${q.workers.size} worker${q.workers.size === 1 ? "" : "s"}` : "";
     cards.push(el("div", { class: "channel-card pool-card", "data-testid": "channel", "data-channel": `${q.name} tasks`, "data-kind": "pool-tasks",
-      "data-count": q.taken },
+      "data-count": q.taken, "data-put": q.tapped ? q.put : null, "data-peak": q.tapped ? q.tq.peak : null },
       el("div", { class: "channel-name" }, `${q.name} tasks`, el("span", { class: "sub" }, ` task queue${note}`)),
       el("div", { class: "channel-stats num" },
-        `${q.taken} taken by ${q.workers.size} worker${q.workers.size === 1 ? "" : "s"}${q.items && q.items !== q.taken ? ` · ${q.items} items` : ""} · in workers now ${q.running} (peak ${q.peak})`)));
+        `${q.tapped ? `${q.put} put · ` : ""}${q.taken} taken${workers}${q.items && q.items !== q.taken ? ` · ${q.items} items` : ""}${tDepth}`)));
     cards.push(el("div", { class: "channel-card pool-card", "data-testid": "channel", "data-channel": `${q.name} results`, "data-kind": "pool-results",
-      "data-count": q.results },
+      "data-count": q.results, "data-got": q.tapped ? q.got : null, "data-peak": q.tapped ? q.rq.peak : null },
       el("div", { class: "channel-name" }, `${q.name} results`, el("span", { class: "sub" }, ` result queue${note}`)),
       el("div", { class: "channel-stats num" },
-        `${q.results} sent back${q.failed ? ` · ${q.failed} raised` : ""} · still running ${q.running}`)));
+        `${q.results} sent back${q.failed ? ` (${q.failed} raised)` : ""}${q.tapped ? ` · ${q.got} collected` : ""}${rDepth}`)));
   }
   return cards;
 }
@@ -239,7 +287,16 @@ export function render(view) {
   }
   // A depth curve says something once a queue carries more than a handful of items.
   const queues = [...channels.values()].filter((c) => c.type === "queue" && c.ts.length >= 6);
-  if (queues.length) parts.push(el("div", { class: "chart-label" }, "queue depth"), depthHost);
+  for (const q of pools.values()) {
+    if (q.tq.ts.length >= 6) queues.push({ name: `${q.name} tasks`, ts: q.tq.ts, ds: q.tq.ds });
+    if (q.rq.ts.length >= 6 && q.rq.peak > 0) queues.push({ name: `${q.name} results`, ts: q.rq.ts, ds: q.rq.ds });
+  }
+  const depthColours = ["#0072B2", "#D55E00", "#009E73", "#CC79A7"];
+  if (queues.length) {
+    parts.push(el("div", { class: "chart-label" }, "queue depth (items waiting)"), depthHost,
+      el("div", { class: "legend", "data-testid": "depth-legend" }, ...queues.map((q, k) => el("span", { class: "legend-item static" },
+        el("span", { class: "swatch-box", style: { background: depthColours[k % 4] } }), q.name))));
+  }
   if (pairs.length || taskRows.length) {
     const recent = [...pairs, ...taskRows].sort((a, b) => a.t - b.t).slice(-MAX_ROWS);
     const total = pairs.length + taskRows.length;
@@ -276,7 +333,7 @@ export function render(view) {
         return d;
       }));
     }
-    depthChart.update(queues.map((q, k) => ({ id: q.name, label: q.name, colour: ["#0072B2", "#D55E00", "#009E73", "#CC79A7"][k % 4] })),
+    depthChart.update(queues.map((q, k) => ({ id: q.name, label: q.name, colour: depthColours[k % 4] })),
       data, [view.xMin, view.xMax]);
   }
 }

@@ -235,7 +235,14 @@ def test_pool_tasks_are_labelled_blocks_and_cross_visible_queues(page):
     tasks_q = page.locator('[data-testid="channel"][data-channel="Pool-1 tasks"]')
     results_q = page.locator('[data-testid="channel"][data-channel="Pool-1 results"]')
     assert tasks_q.get_attribute("data-count") == "6" and results_q.get_attribute("data-count") == "6"
-    assert page.locator('[data-testid="message-row"][data-kind="task"]').count() == 12
+    # The owner's side of both queues: every task put, every result collected, and the depth
+    # in between (3 workers, 6 tasks put at once: some waited).
+    assert tasks_q.get_attribute("data-put") == "6" and results_q.get_attribute("data-got") == "6"
+    assert int(tasks_q.get_attribute("data-peak")) >= 1
+    assert "depth 0" in tasks_q.text_content() and "depth 0" in results_q.text_content()
+    rows_ = page.locator('[data-testid="message-row"][data-kind="task"]')
+    assert rows_.count() == 12
+    assert all(re.fullmatch(r"\d+\.\d ms", r.locator("td").nth(5).text_content()) for r in rows_.all())
 
 
 def test_a_busy_pools_queues_are_counted_past_the_rate_budget(page):
@@ -243,7 +250,9 @@ def test_a_busy_pools_queues_are_counted_past_the_rate_budget(page):
     tasks_q = page.locator('[data-testid="channel"][data-channel="Pool-1 tasks"]')
     assert int(tasks_q.get_attribute("data-count")) == 3000
     assert "summarised" in tasks_q.text_content()
-    assert int(page.get_attribute('[data-testid="channel"][data-channel="Pool-1 results"]', "data-count")) == 3000
+    results_q = page.locator('[data-testid="channel"][data-channel="Pool-1 results"]')
+    assert int(results_q.get_attribute("data-count")) == 3000
+    assert int(tasks_q.get_attribute("data-put")) == 3000 and int(results_q.get_attribute("data-got")) == 3000
 
 
 def test_cores_chart_separates_this_run_from_the_rest_of_the_machine(page):
