@@ -14,6 +14,13 @@ import { phases } from "./phases.js";
 export const INTERVAL = -1;
 export const HOLD = 1;
 
+// Two processes often read exactly the same (two idle children: 0 % CPU, 14.4 MiB): drawn with
+// one width, the later line hides the earlier. Each series is drawn a little wider than the one
+// after it (five widths, cycling), so identical lines show as nested stripes of both colours.
+function nest(i, n) {
+  return 1.4 * ((n - 1 - i) % 5);
+}
+
 class LineChart {
   constructor(host, { yUnit, yMin = 0, yFloor = 1, decimals = 0, height = 170, stepped = false, step = null }) {
     // `stepped` (older callers): hold each value until the next sample.
@@ -74,11 +81,11 @@ class LineChart {
         { ...axis, incrs: ROUND_INCRS, values: values(" s") },
         { ...axis, size: presenting ? 70 : 56, incrs: ROUND_INCRS, values: values(this.yUnit, this.decimals > 0 ? null : null) },
       ],
-      series: [{}, ...series.map((s) => ({
-        label: s.label, stroke: s.colour, width: s.width ?? width, dash: s.dash || undefined,
+      series: [{}, ...series.map((s, i) => ({
+        label: s.label, stroke: s.colour, width: s.width ?? width + nest(i, series.length), dash: s.dash || undefined,
         fill: s.fill, spanGaps: false,
         // A value with no neighbour (a process sampled once) has no segment: a dot marks it.
-        points: { show: false, filter: isolatedPoints, size: presenting ? 11 : 8, width: 2, fill: s.colour },
+        points: { show: false, filter: isolatedPoints, size: (presenting ? 11 : 8) + 2 * nest(i, series.length), width: 2, fill: s.colour },
         paths: (s.step ?? this.step) !== null ? uPlot.paths.stepped({ align: s.step ?? this.step }) : undefined,
       }))],
     };
@@ -283,8 +290,9 @@ function drawProcs(view, frames, xRange) {
     for (const f of frames) {
       const i = f.pid.indexOf(p.pid);
       c.push(i < 0 ? null : f.cpu[i]);
-      // A zombie's RSS reads 0: drawn, it would slope every exited process down to 0 MiB.
-      m.push(i < 0 || (f.rss[i] === 0 && f.status?.[i] === "Z") ? null : f.rss[i] / 1024);
+      // A process caught while exiting (a zombie, or one releasing its memory) reads 0: no
+      // running Python has 0 KiB resident, so that is "no reading", not a drop to 0 MiB.
+      m.push(i < 0 || !f.rss[i] ? null : f.rss[i] / 1024);
     }
     cpu.push(c);
     mem.push(m);
