@@ -202,12 +202,38 @@ function drawCores(frames, t0, xRange, pids) {
     data.push(frames.map((f) => f.cores[c] ?? null));
   }
   cores.update(series, data, xRange);
-  drawCoreBars(frames.at(-1)?.cores || [], pids ? { machine: machine.at(-1), run: run.at(-1), frames: frames.length } : null);
+  const recent = recentAverage(frames, machine, run, BAR_WINDOW_S);
+  drawCoreBars(recent.cores, pids ? recent : null);
   const legendKey = `${series.map((s) => s.id + s.colour).join()}`;
   if (legends.cores.dataset.key !== legendKey) {
     legends.cores.dataset.key = legendKey;
     legends.cores.replaceChildren(...series.map((s) => el("span", { class: "legend-item static", "data-series": s.id }, swatch(s, s.fill), s.label)));
   }
+}
+
+const BAR_WINDOW_S = 0.5;
+
+/**
+ * The bars' numbers: the last half second, each frame weighted by the time it covers. A frame
+ * taken a millisecond after the previous one (a birth, the run's end) spans no CPU tick and
+ * reads 0 % on every core: alone, it would show an idle machine that is in fact full.
+ */
+function recentAverage(frames, machine, run, window) {
+  const last = frames.at(-1);
+  if (!last) return { cores: [], machine: null, run: null };
+  const n = last.cores.length;
+  const sums = new Array(n).fill(0);
+  let m = 0, r = 0, w = 0;
+  for (let k = frames.length - 1; k >= 1 && last.t - frames[k].t < window; k--) {
+    const dt = frames[k].t - frames[k - 1].t;
+    if (dt <= 0) continue;
+    for (let c = 0; c < n; c++) sums[c] += dt * (frames[k].cores[c] ?? 0);
+    m += dt * machine[k];
+    r += dt * (run[k] ?? 0);
+    w += dt;
+  }
+  if (!w) return { cores: last.cores, machine: machine.at(-1), run: run.at(-1) };
+  return { cores: sums.map((v) => v / w), machine: m / w, run: run.at(-1) === null ? null : r / w };
 }
 
 function drawCoreBars(values, split) {
@@ -230,7 +256,7 @@ function drawCoreBars(values, split) {
     const other = Math.max(0, split.machine - split.run);
     node.dataset.run = split.run.toFixed(1);
     node.dataset.other = other.toFixed(1);
-    node.textContent = `of the machine: this run ${fmtNum(split.run, 0)} % · other programs ${fmtNum(other, 0)} %`;
+    node.textContent = `last ${BAR_WINDOW_S} s, of the whole machine: this run ${fmtNum(split.run, 0)} % · other programs ${fmtNum(other, 0)} %`;
   } else {
     node.textContent = "";
     delete node.dataset.run;

@@ -39,9 +39,13 @@ def shoot(base: str, only: list[str]) -> None:
             for name, value in PARAMS.get(lesson, {}).items():
                 page.fill(f'[data-testid="param-{name}"]', value)
             before = page.locator('[data-testid="run-item"]').count()
+            shown = page.evaluate("() => window.mpdash.store.selectedRun")
             page.click('[data-testid="run"]')
             page.wait_for_function(f"() => document.querySelectorAll('[data-testid=run-item]').length > {before}")
-            page.wait_for_function(f"() => {TERMINAL}", timeout=120_000)
+            # The new run, not the lesson's previous one (selected with it), must be shown and over.
+            page.wait_for_function(f"""([shown, lesson]) => {{ const s = window.mpdash.store, r = s.runs.get(s.selectedRun);
+                return r && r.id !== shown && r.lesson === lesson && r.full && ["finished", "failed", "stopped"].includes(r.state); }}""", arg=[shown, lesson], timeout=120_000)
+            page.wait_for_function(f"() => {TERMINAL}")
             page.wait_for_timeout(600)
             page.mouse.move(0, 0)
             page.evaluate("window.scrollTo(0, 0)")

@@ -17,9 +17,12 @@ pytestmark = pytest.mark.browser
 
 
 def run_to_end(page, lesson, timeout=60_000, **params):
-    before = page.locator('[data-testid="run-item"]').count()
+    pick(page, lesson)
+    shown = page.evaluate("() => window.mpdash.store.selectedRun")   # the lesson's previous run
     start(page, lesson, **params)
-    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=run-item]').length > {before}")
+    page.wait_for_function("""([shown, lesson]) => { const s = window.mpdash.store, r = s.runs.get(s.selectedRun);
+        return r && r.id !== shown && r.lesson === lesson && r.full; }""", arg=[shown, lesson])
+    page.wait_for_function("() => document.querySelector('[data-testid=run-head]').dataset.runId === window.mpdash.store.selectedRun")
     state = wait_state(page, timeout=timeout)
     # The last frames and exit codes reach the page a moment after the state word.
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=proc-row]')]
@@ -173,6 +176,8 @@ def test_a_process_shorter_than_a_sample_period_still_gets_a_mark(page):
     if not points:
         pytest.skip("no worker was ever sampled on this loaded machine (the legend said so, checked above)")
     assert all(ink_at(page, "mem", points, colours)), points
+    cpu = [[t, c] for pid in sampled for t, c, _, _ in frames[str(pid)]]
+    assert all(ink_at(page, "cpu", cpu, colours)), cpu
 
 
 def test_at_least_twelve_colours_the_mains_never_reused_and_badges_readable(page):
