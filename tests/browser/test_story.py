@@ -122,8 +122,10 @@ def test_every_chart_has_a_legend_whose_highlight_reaches_every_panel(page):
     page.wait_for_selector(f'#proc-rows tr.hl[data-pid="{daemon}"]')
     assert page.locator(f'#timeline .tl-lane.hl[data-pid="{daemon}"]').count() == 1
     assert page.locator(f'#output .line.hl[data-pid="{daemon}"]').count() >= 1
-    others = page.locator(f'#proc-rows tr[data-pid]:not([data-pid="{daemon}"])')
-    assert all(float(o.evaluate("e => getComputedStyle(e).opacity")) < 0.6 for o in others.all())
+    # The others step back (after a 150 ms fade).
+    page.wait_for_function("""(pid) => [...document.querySelectorAll('#proc-rows tr[data-pid]')]
+        .filter((r) => r.dataset.pid !== String(pid)).every((r) => Number(getComputedStyle(r).opacity) < 0.6)""",
+                           arg=daemon, timeout=3_000)
     focused = page.evaluate("() => window.mpdash.charts.cpu")
     assert focused["ids"][focused["focused"] - 1] == str(daemon)
     # A click keeps it when the pointer leaves; a second click lets it go.
