@@ -87,8 +87,7 @@ def cmd_run(args) -> int:
                 print("interrupted", file=sys.stderr)
                 return EXIT_RUN_FAILED
             dash.engine.stop(run.id, reason="interrupted (Ctrl-C)")
-        with dash.hub.lock:
-            data = run.to_json()
+        data = dash.hub.snapshot(run)
     try:
         _write_exports(data, args.trace, args.csv)
     except OSError as exc:

@@ -1,9 +1,9 @@
 """The main program of one lesson run: ``python -m mpdash.harness MODULE PARAMS_JSON``.
 
 The server starts this in a clean interpreter, in its own process group, once per run — exactly
-like running the tutorial's example as a script. The probe (loaded by ``sitecustomize`` before
-this module) already reports births, exits and output; the harness adds the lesson's result,
-its findings and the traceback if the lesson's main raises.
+like running the tutorial's example as a script. ``mpdash.inrun`` (installed by
+``sitecustomize`` before this module) already reports births, exits and output; the harness
+adds the lesson's result, its findings and the traceback if the lesson's main raises.
 """
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import multiprocessing
 import sys
 import traceback
 
-from mpdash import probe
+from mpdash import protocol
+from mpdash.inrun import budget, channel
+
 
 class RunContext:
     """What a lesson's ``main(ctx, **params)`` may use besides plain multiprocessing."""
@@ -24,26 +26,21 @@ class RunContext:
 
     def finding(self, key: str, value, text: str, unit: str | None = None) -> None:
         """A measured fact of this run, stated in one sentence that contains the number."""
-        probe.send({"k": "finding", "key": key, "value": value, "text": text, "unit": unit})
+        channel.send(protocol.FINDING, key=key, value=value, text=text, unit=unit)
 
     def mark(self, label: str, **detail) -> None:
         """A named instant (e.g. "threads start"), so the server can cut its metrics into phases."""
-        probe.send({"k": "mark", "label": label, "detail": detail})
+        channel.send(protocol.MARK, label=label, detail=detail)
 
     def event(self, kind: str, **fields) -> None:
         """A lesson-specific event (same shape as the traced ones)."""
-        probe.send({"k": "event", "kind": kind, **fields})
+        channel.send(protocol.EVENT, kind=kind, **fields)
 
     @contextlib.contextmanager
     def untraced(self, why: str):
         """Run a timing-sensitive section without tracing, and say so in the run's events."""
         self.mark("untraced", why=why)
-        try:
-            from mpdash import tracing
-            pause = tracing.paused()
-        except (ImportError, AttributeError):
-            pause = contextlib.nullcontext()
-        with pause:
+        with budget.paused():
             yield
         self.mark("traced")
 
@@ -65,9 +62,9 @@ def main(argv: list[str]) -> int:
         text = traceback.format_exc()
         sys.stderr.write(text)
         sys.stderr.flush()
-        probe.send({"k": "error", "text": text[-4000:]})
+        channel.send(protocol.ERROR, text=text[-protocol.MAX_ERROR:])
         return 1
-    probe.send({"k": "result", "value": result})
+    channel.send(protocol.RESULT, value=result)
     sys.stdout.flush()
     return 0
 

@@ -1,4 +1,11 @@
-"""Linux fast path for the sampler: one ``pread`` of ``/proc/<pid>/stat`` per process-sample.
+"""Reading ``/proc``, written once: the sampler's fast path and every other reader of it.
+
+The engine (orphans, zombies, children nobody reported), the store (a process's identity) and
+the tests read ``/proc/<pid>/stat``, ``environ`` and ``task/*/children`` through this module.
+(The watchdog and the in-run probe keep their own small readers: each must run without importing
+any other mpdash module.)
+
+The sampler's path: one ``pread`` of ``/proc/<pid>/stat`` per process-sample.
 
 ``/proc/<pid>/stat`` alone carries everything a metrics frame needs — state letter, user and
 system CPU ticks, thread count, start time, resident pages and the last CPU — so neither
@@ -15,8 +22,8 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["available", "Stat", "parse_stat", "parse_cpu_lines", "StatReader", "CoreMeter",
-           "running_threads", "CLK_TCK", "PAGE_KIB"]
+__all__ = ["available", "Stat", "parse_stat", "read_stat", "children_of", "environ", "env_value",
+           "parse_cpu_lines", "StatReader", "CoreMeter", "running_threads", "CLK_TCK", "PAGE_KIB"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) // 1024
@@ -28,7 +35,7 @@ def available() -> bool:
 
 
 class Stat(tuple):
-    """(state, cpu_ticks, threads, start_ticks, rss_kib, core) of one ``stat`` line."""
+    """(state, cpu_ticks, threads, start_ticks, rss_kib, core, ppid, pgid) of one ``stat`` line."""
     __slots__ = ()
 
     state = property(lambda self: self[0])
@@ -37,6 +44,8 @@ class Stat(tuple):
     start_ticks = property(lambda self: self[3])
     rss_kib = property(lambda self: self[4])
     core = property(lambda self: self[5])
+    ppid = property(lambda self: self[6])
+    pgid = property(lambda self: self[7])
 
 
 def parse_stat(data: bytes) -> Stat:
@@ -49,7 +58,53 @@ def parse_stat(data: bytes) -> Stat:
                  int(fields[17]),                        # 20 num_threads
                  int(fields[19]),                        # 22 starttime (ticks after boot)
                  int(fields[21]) * PAGE_KIB,             # 24 rss (pages)
-                 int(fields[36]) if len(fields) > 36 else -1))   # 39 processor
+                 int(fields[36]) if len(fields) > 36 else -1,    # 39 processor
+                 int(fields[1]),                         # 4 ppid
+                 int(fields[2])))                        # 5 pgrp
+
+
+def read_stat(pid: int) -> Stat | None:
+    """A process's stat from a fresh open (nothing kept), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb", buffering=0) as f:
+            return parse_stat(f.read(_READ))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def children_of(pid: int) -> set[int]:
+    """The pids whose parent is ``pid`` now (every thread's children), empty when it is gone."""
+    found: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found.update(int(c) for c in f.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def environ(pid: int) -> list[bytes] | None:
+    """A process's environment as ``NAME=value`` items; None when unreadable (gone, a zombie,
+    another user's)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return None
+
+
+def env_value(pid: int, name: str, marker: str | None = None) -> str | None:
+    """The value of ``name`` in a process's environment, or None; with ``marker``
+    (``NAME=value``: one engine's token), only for a process that also carries it."""
+    env = environ(pid)
+    if env is None or (marker is not None and marker.encode() not in env):
+        return None
+    prefix = name.encode() + b"="
+    for item in env:
+        if item.startswith(prefix):
+            return item[len(prefix):].decode(errors="replace")
+    return None
 
 
 class StatReader:
@@ -62,11 +117,7 @@ class StatReader:
     def read(self, pid: int) -> Stat | None:
         """The process's stat now, or None once it is gone (reaped)."""
         if not self.keep_open:
-            try:
-                with open(f"/proc/{pid}/stat", "rb", buffering=0) as f:
-                    return parse_stat(f.read(_READ))
-            except (OSError, ValueError, IndexError):
-                return None
+            return read_stat(pid)
         fd = self._fds.get(pid)
         if fd is None:
             try:
@@ -109,14 +160,9 @@ def running_threads(pid: int, limit: int = 64) -> int | None:
     for tid in tids[:limit]:
         try:
             with open(f"/proc/{pid}/task/{tid}/stat", "rb", buffering=0) as f:
-                data = f.read(_READ)
-        except OSError:
+                running += parse_stat(f.read(_READ)).state == "R"
+        except (OSError, ValueError, IndexError):
             continue   # the thread ended between listdir and open
-        try:
-            if data[data.rindex(b")") + 2:data.rindex(b")") + 3] == b"R":
-                running += 1
-        except ValueError:
-            continue
     return running
 
 

@@ -51,6 +51,17 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 KINDS = tuple(FIELDS)
 
+# Kinds of EVENT that tracing (mpdash.inrun.trace_*) emits; docs/API.md's table lists each.
+QUEUE_PUT, QUEUE_GET = "queue_put", "queue_get"
+PIPE_SEND, PIPE_RECV = "pipe_send", "pipe_recv"
+SHARED_WRITE = "shared_write"
+TASK_START, TASK_END = "task_start", "task_end"
+TASK_PUT, RESULT_GET = "task_put", "result_get"   # a pool's owner: a task put, a result collected
+SHARED_INIT = "shared_init"   # what a Value/Array was created with (never counted: not a message)
+TRAFFIC = "traffic"    # a busy process's counts per channel instead of one event per message
+TRACED_EVENTS = (QUEUE_PUT, QUEUE_GET, PIPE_SEND, PIPE_RECV, SHARED_WRITE, TASK_START, TASK_END,
+                 TASK_PUT, RESULT_GET, SHARED_INIT, TRAFFIC)
+
 # Streams of an OUT message.
 STDOUT, STDERR = "out", "err"
 
@@ -60,8 +71,11 @@ MAX_DETAIL = 200       # characters of an event's repr
 MAX_ERROR = 4000       # characters of an error's text
 
 
-def message(kind: str, pid: int, t: float | None = None, **fields) -> dict:
-    """A message of ``kind`` from ``pid``; ``t`` defaults to now."""
+def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
+    """A message of ``kind`` from ``pid``; ``t`` defaults to now.
+
+    Positional-only, so an EVENT can carry its own ``kind`` field (the event's kind).
+    """
     return {"k": kind, "pid": pid, "t": time.time() if t is None else t, **fields}
 
 

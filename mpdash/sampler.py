@@ -61,10 +61,8 @@ class ProcfsBackend:
 
     def read_once(self, pid: int):
         """From another thread (the engine's, at an exit): a fresh open, nothing shared."""
-        try:
-            with open(f"/proc/{pid}/stat", "rb", buffering=0) as f:
-                s = procfs.parse_stat(f.read(1024))
-        except (OSError, ValueError, IndexError):
+        s = procfs.read_stat(pid)
+        if s is None:
             return None
         return s[0], s[1] / self._tck, s[2], s[3] / self._tck, s[4], s[5]
 
@@ -228,6 +226,9 @@ class Sampler:
         live = self.live_pids()
         watched = hub.viewers > 0
         if not live and not self._deaths and not watched:
+            # Nothing left to read: close the kept /proc fds too, or each idle spell leaks one.
+            for pid in self._prev:
+                self.backend.forget(pid)
             self._prev.clear()
             return None
         backend, prev = self.backend, self._prev

@@ -3,7 +3,8 @@
 Every change gets the next number of one server-wide sequence (``seq``) and is announced to the
 listeners (the web layer) as ``(event_name, payload)``. A client that remembers the last ``seq``
 it applied can ask for exactly what changed after it, so late joiners and reconnecting viewers
-see everything once. All access goes through ``Hub.lock``.
+see everything once. The Hub owns its lock: writers go through its mutators (which number and
+publish each change), readers through ``snapshot``/``atomic``; nobody outside this module takes it.
 """
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ import itertools
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
-__all__ = ["Hub", "Run", "Limits", "new_run_id", "END_KINDS", "RUN_STATES"]
+__all__ = ["Hub", "Run", "Proc", "Limits", "new_run_id", "END_KINDS", "RUN_STATES"]
 
 RUN_STATES = ("starting", "running", "finished", "failed", "stopped")
 END_KINDS = ("exit", "crash", "terminated", "killed")
 MAX_OUTPUT_LINES = 20_000      # per run; past that, lines are counted, not kept
 MAX_EVENTS = 20_000            # per run
 MAX_FRAMES = 36_000            # per run: one hour at 10 Hz
+MAX_ERROR = 4000               # characters of a run's error text kept (its last ones)
 
 _ids = itertools.count(1)
 
@@ -47,6 +49,50 @@ class Limits:
                 "run_seconds": self.run_seconds, "run_rss_bytes": self.run_rss_bytes, "run_tasks": self.run_tasks}
 
 
+@dataclass(slots=True)
+class Proc:
+    """One process of a run: the contract's Proc (docs/API.md), written only by the Hub."""
+    pid: int
+    ppid: int | None = None
+    name: str | None = None
+    role: str = "worker"
+    daemon: bool = False
+    orphan: bool = False
+    start_method: str | None = None
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    exitcode: int | None = None
+    end: str | None = None
+    seq: int = 0
+
+    def to_json(self) -> dict:
+        return {name: getattr(self, name) for name in _PROC_FIELDS}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Proc":
+        return cls(**{k: v for k, v in data.items() if k in _PROC_FIELDS})
+
+    def message(self, run_id: str, kind: str) -> dict:
+        """The ``proc`` message of a start, exit or update of this process."""
+        data = self.to_json()
+        data.update(run=run_id, kind=kind, t=self.started_at if kind == "start" else self.ended_at)
+        del data["started_at"], data["ended_at"]
+        return data
+
+    # Lessons' analyses read records by key, like the JSON they document: reading stays allowed.
+    def __getitem__(self, key: str):
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default=None):
+        return getattr(self, key, default)
+
+
+_PROC_FIELDS = tuple(f.name for f in fields(Proc))
+
+
 @dataclass
 class Run:
     id: str
@@ -62,7 +108,7 @@ class Run:
     findings: list = field(default_factory=list)
     error: str | None = None
     seq: int = 0
-    processes: dict = field(default_factory=dict)          # pid -> Proc dict (with its seq)
+    processes: dict = field(default_factory=dict)          # pid -> Proc
     output: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_OUTPUT_LINES))
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_EVENTS))
     frames: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_FRAMES))
@@ -79,7 +125,7 @@ class Run:
         return self.state in ("starting", "running")
 
     def live_pids(self) -> list[int]:
-        return [pid for pid, p in self.processes.items() if p["ended_at"] is None]
+        return [pid for pid, p in self.processes.items() if p.ended_at is None]
 
     def summary(self) -> dict:
         return {
@@ -93,10 +139,11 @@ class Run:
         }
 
     def to_json(self, since: int = 0) -> dict:
-        """The contract's Run; with ``since``, only what changed after that seq."""
+        """The contract's Run; with ``since``, only what changed after that seq. Callers outside
+        the Hub use ``Hub.snapshot``, which takes the lock around this."""
         data = self.summary()
         data["since"] = since
-        data["processes"] = [p for p in self.processes.values() if p["seq"] > since]
+        data["processes"] = [p.to_json() for p in self.processes.values() if p.seq > since]
         data["output"] = [l for l in self.output if l["seq"] > since]
         data["events"] = [e for e in self.events if e["seq"] > since]
         data["metrics"] = [f for f in self.frames if f["seq"] > since]
@@ -112,7 +159,7 @@ class Hub:
     """Runs by id plus the seq counter and the listeners. Engine threads write, handlers read."""
 
     def __init__(self, limits: Limits | None = None, sample_hz: float = 10.0):
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
         self.limits = limits or Limits()
         self.sample_hz = sample_hz
         self.runs: dict[str, Run] = {}
@@ -126,7 +173,7 @@ class Hub:
         return self._seq
 
     def next_seq(self) -> int:
-        with self.lock:
+        with self._lock:
             self._seq += 1
             return self._seq
 
@@ -146,17 +193,40 @@ class Hub:
             except Exception:  # a broken listener must not break the engine
                 pass
 
+    # -- readers -----------------------------------------------------------------------------
+    def snapshot(self, run: Run, since: int = 0) -> dict:
+        """The run as the contract's JSON, consistent: no change lands half-way through."""
+        with self._lock:
+            return run.to_json(since=since)
+
+    def atomic(self, fn: Callable, *args):
+        """``fn(*args)`` with no change landing meanwhile: a read of several things at once, or a
+        listener's own bookkeeping (listeners run under the same lock). ``fn`` must be quick
+        and must not block: every writer waits for it."""
+        with self._lock:
+            return fn(*args)
+
+    def viewer_joined(self, greet: Callable[[int, list], None]) -> None:
+        """Count a viewer and call ``greet(seq, summaries)`` before any later change is published,
+        so what it queues (a hello) reaches that viewer ahead of every message newer than ``seq``."""
+        with self._lock:
+            self.viewers += 1
+            greet(self._seq, self.summaries(limit=200))
+
+    def viewer_left(self) -> None:
+        with self._lock:
+            self.viewers = max(0, self.viewers - 1)
+
     # -- runs -------------------------------------------------------------------------------
     def add_run(self, run: Run) -> None:
-        with self.lock:
-            run.seq = self.next_seq()
+        with self._lock:
             self.runs[run.id] = run
-            self.publish("run", {"seq": run.seq, **run.summary()})
+            self._publish_run(run)
 
     def restore(self, runs: list[Run], seq: int = 0) -> None:
         """Put back runs loaded from storage (announced to nobody); the sequence goes on after
         ``seq``, the highest one they used, so a client never sees a number twice."""
-        with self.lock:
+        with self._lock:
             for run in runs:
                 self.runs[run.id] = run
             self._seq = max(self._seq, seq)
@@ -165,15 +235,20 @@ class Hub:
         return self.runs.get(run_id)
 
     def live_runs(self) -> list[Run]:
-        with self.lock:
+        with self._lock:
             return [r for r in self.runs.values() if r.live]
 
+    def live_pids(self) -> dict[str, list[int]]:
+        """Run id -> its live pids, for every live run."""
+        with self._lock:
+            return {r.id: r.live_pids() for r in self.runs.values() if r.live}
+
     def live_process_count(self) -> int:
-        with self.lock:
+        with self._lock:
             return sum(len(r.live_pids()) for r in self.runs.values())
 
     def summaries(self, limit: int | None = None, before: str | None = None) -> list[dict]:
-        with self.lock:
+        with self._lock:
             runs = sorted(self.runs.values(), key=lambda r: (r.started_at, r.id), reverse=True)
             if before is not None:
                 ids = [r.id for r in runs]
@@ -183,7 +258,7 @@ class Hub:
             return [r.summary() for r in runs]
 
     def remove(self, run_id: str) -> bool:
-        with self.lock:
+        with self._lock:
             run = self.runs.get(run_id)
             if run is None or run.live:
                 return False
@@ -191,44 +266,66 @@ class Hub:
             self.publish("run_deleted", {"seq": self.next_seq(), "id": run_id})
             return True
 
+    def _publish_run(self, run: Run) -> None:
+        run.seq = self.next_seq()
+        self.publish("run", {"seq": run.seq, **run.summary()})
+
     def set_state(self, run: Run, state: str, **fields) -> None:
-        with self.lock:
+        with self._lock:
             run.state = state
             for key, value in fields.items():
                 setattr(run, key, value)
-            run.seq = self.next_seq()
-            self.publish("run", {"seq": run.seq, **run.summary()})
+            self._publish_run(run)
+
+    # The run's own word while it is live: each is a `run` message the moment it arrives.
+    def set_result(self, run: Run, value) -> None:
+        with self._lock:
+            run.result = value
+            self._publish_run(run)
+
+    def set_error(self, run: Run, text: str) -> None:
+        with self._lock:
+            run.error = str(text)[-MAX_ERROR:]
+            self._publish_run(run)
+
+    def add_findings(self, run: Run, found: list[dict]) -> None:
+        """Add findings, each replacing an earlier one with its key."""
+        found = list(found)
+        if not found:
+            return
+        with self._lock:
+            keys = {f["key"] for f in found}
+            run.findings = [f for f in run.findings if f["key"] not in keys] + list(found)
+            self._publish_run(run)
+
+    def add_mark(self, run: Run, t: float, label: str, detail: dict, pid: int | None) -> None:
+        """A phase mark: kept with the run and announced as a ``mark`` event."""
+        with self._lock:
+            run.marks.append((t, label, detail))
+            self.add_event(run, {"t": t, "pid": pid, "kind": "mark", "detail": label})
 
     # -- processes ---------------------------------------------------------------------------
-    def upsert_process(self, run: Run, pid: int, **fields) -> dict:
+    def upsert_process(self, run: Run, pid: int, **changes) -> Proc:
         """Create or update a Proc; returns it. Does not publish (callers decide the message)."""
-        with self.lock:
+        with self._lock:
             proc = run.processes.get(pid)
             if proc is None:
-                proc = {"pid": pid, "ppid": None, "name": None, "role": "worker", "daemon": False,
-                        "orphan": False, "start_method": None, "started_at": time.time(),
-                        "ended_at": None, "exitcode": None, "end": None, "seq": 0}
-                run.processes[pid] = proc
-            proc.update(fields)
-            proc["seq"] = run.seq = self.next_seq()
+                proc = run.processes[pid] = Proc(pid=pid)
+            for key, value in changes.items():
+                setattr(proc, key, value)
+            proc.seq = run.seq = self.next_seq()
             return proc
 
-    def publish_proc(self, run: Run, proc: dict, kind: str) -> None:
-        with self.lock:
+    def publish_proc(self, run: Run, proc: Proc, kind: str) -> None:
+        with self._lock:
             # A fresh seq at publication: another thread may have published (a frame) since
             # the upsert, and messages must leave in seq order.
-            proc["seq"] = run.seq = self.next_seq()
-            msg = {"seq": proc["seq"], "run": run.id, "kind": kind, "pid": proc["pid"],
-                   "ppid": proc["ppid"], "name": proc["name"], "role": proc["role"],
-                   "daemon": proc["daemon"], "orphan": proc["orphan"],
-                   "start_method": proc["start_method"],
-                   "t": proc["started_at"] if kind == "start" else proc["ended_at"],
-                   "exitcode": proc["exitcode"], "end": proc["end"]}
-            self.publish("proc", msg)
+            proc.seq = run.seq = self.next_seq()
+            self.publish("proc", proc.message(run.id, kind))
 
     # -- output, events, metrics -------------------------------------------------------------
     def add_output(self, run: Run, pid: int, stream: str, text: str, t: float) -> None:
-        with self.lock:
+        with self._lock:
             if len(run.output) == run.output.maxlen:
                 run.output_dropped += 1
             line = {"seq": self.next_seq(), "run": run.id, "t": t, "pid": pid,
@@ -238,7 +335,7 @@ class Hub:
             self.publish("output", line)
 
     def add_event(self, run: Run, event: dict) -> dict:
-        with self.lock:
+        with self._lock:
             event = {"seq": 0, "run": run.id, "t": time.time(), "pid": None,
                      "kind": "", "channel": None, "msg": None, "size": None, "detail": None,
                      **event}
@@ -253,7 +350,7 @@ class Hub:
     def add_frame(self, frame: dict, per_run: dict[str, list[int]], push: bool = True) -> None:
         """One sample of every live process. ``frame`` holds aligned columns for all of them;
         each run keeps the columns of its own pids (``per_run``: run id -> column indexes)."""
-        with self.lock:
+        with self._lock:
             frame["seq"] = self.next_seq()
             for run_id, idx in per_run.items():
                 run = self.runs.get(run_id)

@@ -25,7 +25,8 @@ import sqlite3
 import threading
 import time
 
-from mpdash.state import Hub, Run
+from mpdash import procfs
+from mpdash.state import Hub, Proc, Run
 
 __all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "DEFAULT_DATA_DIR"]
 
@@ -74,12 +75,8 @@ def _dumps(value) -> str:
 
 def _identity(pid: int) -> str:
     """``pid:start-time``: names a process for as long as it lives, even if its pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return f"{pid}:{int(data[data.rfind(b')') + 2:].split()[19])}"
-    except (OSError, IndexError, ValueError):
-        return f"{pid}:?"
+    stat = procfs.read_stat(pid)
+    return f"{pid}:{stat.start_ticks}" if stat is not None else f"{pid}:?"
 
 
 def _alive(owner: str) -> bool:
@@ -282,33 +279,35 @@ class Store:
         """Under the hub lock: what each changed run gained since its last copy, the runs
         deleted since, the hub's seq (everything up to it is in the copy), and each copied
         run's previous mark (to copy it again if the write fails)."""
+        return self._hub.atomic(self._copy_changes)
+
+    def _copy_changes(self) -> tuple[list[tuple], list[str], int, dict[str, int]]:
         hub = self._hub
         copies = []
         previous: dict[str, int] = {}
-        with hub.lock:
-            now = hub.seq
-            run_ids, self._dirty = self._dirty | self._live, set()
-            deleted, self._deleted = self._deleted, []
-            for run_id in run_ids:
-                run = hub.runs.get(run_id)
-                if run is None:
-                    continue
-                mark = self._marks.get(run_id, 0)
-                procs = [(order, dict(p)) for order, p in enumerate(run.processes.values())
-                         if p["seq"] > mark]     # order: births, as the live run lists them
-                # Where a bounded deque has dropped its oldest items, the file drops them too.
-                oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
-                          for name, items in (("lines", run.output), ("events", run.events),
-                                              ("frames", run.frames))}
-                copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
-                               _newer(run.output, mark), _newer(run.events, mark),
-                               _newer(run.frames, mark), oldest))
-                previous[run_id] = mark
-                self._marks[run_id] = now
-                if run.live:
-                    self._live.add(run_id)
-                else:
-                    self._live.discard(run_id)
+        now = hub.seq
+        run_ids, self._dirty = self._dirty | self._live, set()
+        deleted, self._deleted = self._deleted, []
+        for run_id in run_ids:
+            run = hub.runs.get(run_id)
+            if run is None:
+                continue
+            mark = self._marks.get(run_id, 0)
+            procs = [(order, p.to_json()) for order, p in enumerate(run.processes.values())
+                     if p.seq > mark]     # order: births, as the live run lists them
+            # Where a bounded deque has dropped its oldest items, the file drops them too.
+            oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
+                      for name, items in (("lines", run.output), ("events", run.events),
+                                          ("frames", run.frames))}
+            copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
+                           _newer(run.output, mark), _newer(run.events, mark),
+                           _newer(run.frames, mark), oldest))
+            previous[run_id] = mark
+            self._marks[run_id] = now
+            if run.live:
+                self._live.add(run_id)
+            else:
+                self._live.discard(run_id)
         return copies, deleted, now, previous
 
     def _write(self) -> None:
@@ -318,11 +317,13 @@ class Store:
         except BaseException:
             # Nothing of it was written (the transaction rolled back): copy it all again next
             # time, so a lock held too long by another process delays rows but loses none.
-            with self._hub.lock:
-                self._marks.update(previous)
-                self._dirty |= set(previous)
-                self._deleted[:0] = deleted
+            self._hub.atomic(self._copy_again, previous, deleted)
             raise
+
+    def _copy_again(self, previous: dict[str, int], deleted: list[str]) -> None:
+        self._marks.update(previous)
+        self._dirty |= set(previous)
+        self._deleted[:0] = deleted
 
     def _write_copies(self, copies: list[tuple], deleted: list[str], seq: int) -> None:
         if not copies and not deleted and seq == self._written_seq:
@@ -395,9 +396,9 @@ class Store:
         for run_id, data in db.execute("SELECT run, data FROM procs ORDER BY run, ord"):
             run = runs.get(run_id)
             if run is not None:
-                proc = json.loads(data)
-                run.processes[proc["pid"]] = proc
-                max_seq = max(max_seq, proc["seq"])
+                proc = Proc.from_json(json.loads(data))
+                run.processes[proc.pid] = proc
+                max_seq = max(max_seq, proc.seq)
         for run_id, seq, t, pid, stream, text in db.execute(
                 "SELECT run, seq, t, pid, stream, text FROM lines ORDER BY run, seq"):
             run = runs.get(run_id)
@@ -424,21 +425,21 @@ class Store:
     def _mark_crashed(self, run: Run) -> None:
         """Write back a run the previous server left live, as failed, with its end known."""
         times = [run.started_at]
-        times += [p["started_at"] for p in run.processes.values() if p.get("started_at")]
-        times += [p["ended_at"] for p in run.processes.values() if p.get("ended_at")]
+        times += [p.started_at for p in run.processes.values() if p.started_at]
+        times += [p.ended_at for p in run.processes.values() if p.ended_at]
         for items in (run.output, run.events, run.frames):
             if items:
                 times.append(items[-1]["t"])
         run.state, run.ended_at, run.error = "failed", max(times), CRASHED_ERROR
         for proc in run.processes.values():
-            if proc["ended_at"] is None:
-                proc.update(ended_at=run.ended_at, end="killed")
+            if proc.ended_at is None:
+                proc.ended_at, proc.end = run.ended_at, "killed"
         db = self._db
         db.execute("BEGIN")
         db.execute("UPDATE runs SET state = ?, summary = ? WHERE id = ?",
                    (run.state, _dumps(run.summary()), run.id))
         db.executemany("UPDATE procs SET data = ? WHERE run = ? AND pid = ?",
-                       [(_dumps(p), run.id, p["pid"]) for p in run.processes.values()])
+                       [(_dumps(p.to_json()), run.id, p.pid) for p in run.processes.values()])
         db.execute("COMMIT")
 
     def size_bytes(self) -> int:

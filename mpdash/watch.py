@@ -203,8 +203,7 @@ def _watch_run(dash, server, command, exit_when_done, as_json, timeout, open_bro
             else:
                 dash.engine.stop(run.id, reason="stopped from the terminal (Ctrl-C)")
     echo.close()
-    with dash.hub.lock:
-        data = run.to_json()
+    data = dash.hub.snapshot(run)
     status = exit_status(data)
     _say(f"{shlex.join(command)} ended: {data['state']}, exit status {status}, "
          f"{len(data['processes'])} processes, {data['duration']:.2f} s")

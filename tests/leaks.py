@@ -6,24 +6,18 @@ from __future__ import annotations
 import os
 import time
 
+from mpdash import procfs, protocol
+
 
 def run_processes(server_pid: int) -> list[int]:
     """Live (non-zombie) processes started by the mpdash server with this pid."""
-    marker = f"MPDASH_SERVER_PID={server_pid}".encode()
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = f.read()
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        state = stat[stat.rfind(b")") + 2:][:1]
-        if marker in env.split(b"\0") and state not in (b"Z", b"X"):
-            found.append(int(name))
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        pid = int(name)
+        if procfs.env_value(pid, protocol.ENV_SERVER_PID) == str(server_pid):
+            stat = procfs.read_stat(pid)
+            if stat is not None and stat.state not in ("Z", "X"):
+                found.append(pid)
     return found
 
 
@@ -41,11 +35,8 @@ def zombie_children(parent: int, group: int | None = None) -> list[int]:
     """Zombies whose parent is ``parent`` (in process group ``group``, if given)."""
     found = []
     for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] == "Z" and int(fields[1]) == parent and group in (None, int(fields[2])):
+        stat = procfs.read_stat(int(name))
+        if stat is not None and stat.state == "Z" and stat.ppid == parent \
+                and group in (None, stat.pgid):
             found.append(int(name))
     return found

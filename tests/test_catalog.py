@@ -78,4 +78,4 @@ def test_code_is_the_source_that_runs(lesson):
     # Plain multiprocessing, like the tutorial: no instrumentation in what the class reads.
     assert "from multiprocessing import" in lesson.code
     assert "mpdash" not in lesson.code
-    assert not re.search(r"\b(probe|tracing)\.", lesson.code)
+    assert not re.search(r"\b(probe|tracing|inrun|channel|budget)\.", lesson.code)

@@ -29,8 +29,7 @@ EXPECTED = {
 def run_lesson(dashboard, lesson_id, params=None, timeout=60):
     run = dashboard.engine.start_lesson(lesson_id, params or {})
     dashboard.engine.wait(run.id, timeout=timeout)
-    with dashboard.hub.lock:
-        return run.to_json()
+    return dashboard.hub.snapshot(run)
 
 
 @pytest.mark.parametrize("lesson_id", sorted(EXPECTED))

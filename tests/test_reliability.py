@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from mpdash import procfs, protocol
 from mpdash.dashboard import Dashboard
 from mpdash.runs import BOOT_DIR, PROJECT_ROOT, LimitError
 from mpdash.state import Limits
@@ -37,11 +38,8 @@ def wait_for(predicate, timeout=15.0, step=0.02):
 
 
 def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
+    stat = procfs.read_stat(pid)
+    return stat is not None and stat.state not in ("Z", "X")
 
 
 def gone_within(pids, timeout):
@@ -210,7 +208,7 @@ def test_pids_max_stops_a_fork_bomb_at_the_kernel(make_dash):
     # The server's own limit set out of the way: only the kernel stands in the bomb's way.
     dash = make_dash(max_processes=10_000, run_tasks=24)
     run = dash.engine.start_command(program("forkbomb.py", 4, 4))   # up to 340 otherwise
-    cg = dash.engine._live[run.id].cgroup
+    cg = dash.engine.cgroup_of(run.id)
     assert wait_for(lambda: cg.pids_max_hits() > 0, timeout=10), "the kernel refused no fork"
     time.sleep(0.5)
     assert len(cg.pids()) <= 24
@@ -241,7 +239,7 @@ def test_cgroups_are_removed_after_each_run_and_at_close():
         if not cgroups.enabled:
             pytest.skip(f"no writable cgroups here: {cgroups.reason}")
         run = dash.engine.start_lesson("pool-map", {})
-        cg = dash.engine._live[run.id].cgroup
+        cg = dash.engine.cgroup_of(run.id)
         # The main joins its cgroup itself (sh wrapper) before it execs the program.
         assert wait_for(lambda: run.main_pid in cg.pids(), timeout=5)
         dash.engine.wait(run.id, timeout=20)
@@ -272,16 +270,8 @@ def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_
     assert len(children) == 6, out
 
     def with_marker():
-        needle = f"MPDASH_ENGINE={marker}".encode()
-        found = []
-        for name in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{name}/environ", "rb") as f:
-                    if needle in f.read().split(b"\0") and alive(int(name)):
-                        found.append(int(name))
-            except OSError:
-                pass
-        return found
+        return [int(name) for name in filter(str.isdigit, os.listdir("/proc"))
+                if procfs.env_value(int(name), protocol.ENV_ENGINE) == marker and alive(int(name))]
 
     left = wait_for(lambda: not with_marker(), timeout=5)
     survivors = with_marker()

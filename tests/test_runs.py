@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from mpdash import procfs
 from mpdash.dashboard import Dashboard
 from mpdash.runs import LimitError
 from mpdash.state import Limits
@@ -82,8 +83,7 @@ def test_stop_ends_every_process_within_two_seconds(dashboard):
     took = time.monotonic() - t0
     assert run.state == "stopped" and "stopped" in run.error
     assert took < 2.0
-    assert all(not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
-               for pid in pids)
+    assert all(getattr(procfs.read_stat(pid), "state", "Z") == "Z" for pid in pids)   # gone or a zombie
     assert all(p["end"] == "killed" for p in run.processes.values())
     assert run_processes(os.getpid()) == []
 
@@ -197,8 +197,8 @@ def test_a_runs_own_event_fields_cannot_override_seq_or_run(dashboard, tmp_path)
     # ctx.event(kind, **fields) passes extra fields through; "seq" and "run" are the server's.
     import sys
     script = tmp_path / "event.py"
-    script.write_text("from mpdash import probe\n"
-                      "probe.send({'k': 'event', 'kind': 'custom', 'seq': 1, 'run': 'other'})\n")
+    script.write_text("from mpdash import protocol\nfrom mpdash.inrun import channel\n"
+                      "channel.send(protocol.EVENT, kind='custom', seq=1, run='other')\n")
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=10)
     event = next(e for e in run.events if e["kind"] == "custom")

@@ -224,10 +224,9 @@ def test_every_process_of_a_short_lived_pool_appears_in_a_frame():
     try:
         run = dash.engine.start_lesson("pool-map", {"workers": 3, "items": 6, "spin": 0.02})
         dash.engine.wait(run.id, timeout=60)
-        with dash.hub.lock:
-            assert run.state == "finished", run.error
-            sampled = {pid for frame in run.frames for pid in frame["pid"]}
-            known = set(run.processes)
+        assert run.state == "finished", run.error
+        sampled, known = dash.hub.atomic(
+            lambda: ({pid for frame in run.frames for pid in frame["pid"]}, set(run.processes)))
     finally:
         dash.close()
     assert_none_left(os.getpid())

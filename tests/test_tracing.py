@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from mpdash import tracing
+from mpdash.inrun import budget, channel, trace_pools
 from tests.test_lessons import run_lesson
 
 
@@ -124,8 +124,7 @@ def test_a_busy_pool_ended_by_with_counts_every_task(dashboard, tmp_path):
     for _ in range(3):
         run = dashboard.engine.start_command([sys.executable, str(script)])
         dashboard.engine.wait(run.id, timeout=60)
-        with dashboard.hub.lock:
-            data = run.to_json()
+        data = dashboard.hub.snapshot(run)
         assert data["state"] == "finished", data["error"]
         assert [l["text"] for l in data["output"]] == [str(expected)]
         traffic = events(data, "traffic")
@@ -142,11 +141,11 @@ def test_an_interrupted_wait_for_a_task_leaves_the_pool_lock_free(monkeypatch):
     import signal
     import time
     queue = multiprocessing.get_context("fork").SimpleQueue()
-    tap = tracing._TaskTap(queue, "Pool-1", lambda task, channel, poll: task, send_when_idle=True)
-    monkeypatch.setattr(tracing, "_pid", os.getpid())
-    monkeypatch.setattr(tracing, "_traffic", {"Pool-1": {"bytes": 0, "tasks_ended": 5}})
-    monkeypatch.setattr(tracing, "_traffic_since", time.monotonic())   # sent a moment ago
-    monkeypatch.setattr(tracing.probe, "send", lambda message: None)
+    tap = trace_pools.TaskTap(queue, "Pool-1", lambda task, chan, poll: task, send_when_idle=True)
+    monkeypatch.setattr(budget.state, "pid", os.getpid())
+    monkeypatch.setattr(budget.state, "traffic", {"Pool-1": {"bytes": 0, "tasks_ended": 5}})
+    monkeypatch.setattr(budget.state, "traffic_since", time.monotonic())   # sent a moment ago
+    monkeypatch.setattr(channel, "send", lambda kind, **fields: None)
     previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.003)   # while it waits for a task
@@ -183,8 +182,7 @@ def test_executor_tasks_and_user_script(dashboard, tmp_path):
     """))
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", data["error"]
     assert [l["text"] for l in data["output"]] == ["[1, 8, 27]", "hello"]
     starts, ends = events(data, "task_start"), events(data, "task_end")
@@ -199,13 +197,13 @@ def test_executor_tasks_and_user_script(dashboard, tmp_path):
 
 
 def test_paused_is_a_context_manager_that_restores():
-    assert not tracing.is_paused()
-    with tracing.paused():
-        assert tracing.is_paused()
-        with tracing.paused():
-            assert tracing.is_paused()
-        assert tracing.is_paused()
-    assert not tracing.is_paused()
+    assert not budget.is_paused()
+    with budget.paused():
+        assert budget.is_paused()
+        with budget.paused():
+            assert budget.is_paused()
+        assert budget.is_paused()
+    assert not budget.is_paused()
 
 
 def test_program_semantics_and_names_survive_tracing(dashboard, tmp_path):
@@ -235,8 +233,7 @@ def test_program_semantics_and_names_survive_tracing(dashboard, tmp_path):
     """))
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", data["error"]
     assert [l["text"] for l in data["output"]] == ["{'a': 1}"]
     (send,) = events(data, "pipe_send")
@@ -275,8 +272,7 @@ def test_a_signal_handler_that_puts_does_not_deadlock(dashboard, tmp_path):
     """))
     run = dashboard.engine.start_command([sys.executable, str(script)])
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", [l["text"] for l in data["output"]][:20]
     assert [l["text"] for l in data["output"]] == ["ticks received True"]
     assert data["processes"][0]["exitcode"] == 0
@@ -285,7 +281,8 @@ def test_a_signal_handler_that_puts_does_not_deadlock(dashboard, tmp_path):
 def test_event_text_of_a_big_object_is_built_from_a_few_items():
     # The text is cut to MAX_DETAIL anyway; building a full repr of what a program puts on a
     # queue would cost it as much again as pickling it.
-    from mpdash.probe import MAX_DETAIL, short_repr
+    from mpdash.inrun.shortrepr import short_repr
+    from mpdash.protocol import MAX_DETAIL
     calls = []
 
     class Item:

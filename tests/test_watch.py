@@ -2,12 +2,10 @@
 
 The scripts are in tests/scripts/. Each is watched by a real ``watch --exit --json`` subprocess
 (all at once, once per module); the start-method matrix goes through ``Engine.start_command``
-in-process, which is what ``watch`` calls. Assertions on traced IPC/pool events need
-``mpdash.tracing`` (written on another branch) and skip cleanly without it.
+in-process, which is what ``watch`` calls.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -29,8 +27,6 @@ from tests.test_export import check_csv, check_trace
 SCRIPTS = os.path.join(PROJECT_ROOT, "tests", "scripts")
 EXAMPLES = ("process_target", "process_subclass", "queue_square", "pipe_send", "shared_memory",
             "pool_map", "daemon", "pool_executor")
-HAVE_TRACING = importlib.util.find_spec("mpdash.tracing") is not None
-needs_tracing = pytest.mark.skipif(not HAVE_TRACING, reason="mpdash.tracing is not on this branch yet")
 
 
 def _watch_cmd(data_dir, *args, options=("--exit", "--json")) -> list[str]:
@@ -137,8 +133,7 @@ def test_the_daemon_dies_with_its_main_the_other_child_completes(watched):
     assert (other["exitcode"], other["end"]) == (0, "exit")
     # multiprocessing's exit handler terminates the daemon (SIGTERM) before it prints all five.
     assert daemon["exitcode"] == -15 and daemon["end"] != "exit"
-    if HAVE_TRACING:   # tracing reports the exit hook's terminate(): not a crash
-        assert daemon["end"] == "terminated"
+    assert daemon["end"] == "terminated"   # tracing reports the exit hook's terminate(): not a crash
     assert len(_lines(run, daemon["pid"])) < 5
     assert daemon["ended_at"] <= other["ended_at"]
 
@@ -149,13 +144,12 @@ def test_watched_runs_are_in_the_history(watched):
     assert all(r.kind == "watch" and r.state == "finished" and r.frames for r in runs)
 
 
-# ---------------------------------------------------------------- traced events (mpdash.tracing)
+# ---------------------------------------------------------------- traced events (mpdash.inrun)
 
 def _events(run, kind):
     return [e for e in run["events"] if e["kind"] == kind]
 
 
-@needs_tracing
 def test_queue_and_pipe_messages_are_traced(watched):
     for name, send, recv in (("queue_square", "queue_put", "queue_get"),
                              ("pipe_send", "pipe_send", "pipe_recv")):
@@ -169,7 +163,6 @@ def test_queue_and_pipe_messages_are_traced(watched):
         assert [e["pid"] for e in trace if e["ph"] == "s"] == [worker["pid"]]
 
 
-@needs_tracing
 def test_shared_writes_are_traced(watched):
     _, run, _ = watched["shared_memory"]
     _, (worker,) = _by_role(run)
@@ -177,7 +170,6 @@ def test_shared_writes_are_traced(watched):
     assert len(writes) >= 4 and {e["pid"] for e in writes} == {worker["pid"]}
 
 
-@needs_tracing
 @pytest.mark.parametrize("name", ["pool_map", "pool_executor"])
 def test_pool_tasks_are_traced_per_worker(watched, name):
     _, run, _ = watched[name]
@@ -199,8 +191,7 @@ def test_every_start_method_is_watched_unmodified(dashboard, method):
         run = dashboard.engine.start_command(
             [sys.executable, launcher, method, os.path.join(SCRIPTS, f"{name}.py")])
         dashboard.engine.wait(run.id, timeout=60)
-        with dashboard.hub.lock:
-            data = run.to_json()
+        data = dashboard.hub.snapshot(run)
         assert data["state"] == "finished", (name, data["error"], _lines(data))
         main, workers = _by_role(data)
         assert workers and all(w["start_method"] == method for w in workers), name
@@ -218,8 +209,7 @@ def test_every_start_method_is_watched_unmodified(dashboard, method):
 def test_python_dash_m_package(dashboard):
     run = dashboard.engine.start_command([sys.executable, "-m", "tutorial_pkg"], cwd=SCRIPTS)
     dashboard.engine.wait(run.id, timeout=60)
-    with dashboard.hub.lock:
-        data = run.to_json()
+    data = dashboard.hub.snapshot(run)
     assert data["state"] == "finished", data["error"]
     main, workers = _by_role(data)
     assert _lines(data, main["pid"]) == ["[1, 4, 9, 16, 25]"]

@@ -81,8 +81,7 @@ def _start(lesson, params):
         return _error(400, str(exc))
     except LimitError as exc:
         return _error(429, str(exc))
-    with _dash().hub.lock:
-        return jsonify(run.to_json()), 201
+    return jsonify(_dash().hub.snapshot(run)), 201
 
 
 @bp.get("/runs")
@@ -104,23 +103,20 @@ def get_run(run_id):
         since = int(request.args.get("since", 0))
     except ValueError:
         return _error(400, "'since' must be a whole number")
-    with _dash().hub.lock:
-        return jsonify(run.to_json(since=since))
+    return jsonify(_dash().hub.snapshot(run, since=since))
 
 
 @bp.post("/runs/<run_id>/stop")
 def stop_run(run_id):
     run = _run_or_404(run_id)
     _dash().engine.stop(run.id)
-    with _dash().hub.lock:
-        return jsonify(run.to_json())
+    return jsonify(_dash().hub.snapshot(run))
 
 
 @bp.get("/runs/<run_id>/metrics.csv")
 def run_metrics_csv(run_id):
     run = _run_or_404(run_id)
-    with _dash().hub.lock:
-        data = run.to_json()
+    data = _dash().hub.snapshot(run)
     return Response(export.metrics_csv(data), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="mpdash-{run.id}-metrics.csv"'})
 
@@ -128,8 +124,7 @@ def run_metrics_csv(run_id):
 @bp.get("/runs/<run_id>/trace.json")
 def run_trace(run_id):
     run = _run_or_404(run_id)
-    with _dash().hub.lock:
-        data = run.to_json()
+    data = _dash().hub.snapshot(run)
     body = json.dumps(export.chrome_trace(data), separators=(",", ":"), default=repr)
     return Response(body, mimetype="application/json", headers={
         "Content-Disposition": f'attachment; filename="mpdash-{run.id}-trace.json"'})

@@ -46,20 +46,17 @@ def init_app(app, socketio: SocketIO) -> None:
         if role is None:
             raise ConnectionRefusedError("a token is required")
         roles[request.sid] = role
-        with dash.hub.lock:
-            dash.hub.viewers += 1
-            hello = {"seq": dash.hub.seq, "system": {**dash.system(), "role": role},
-                     "lessons": [l["id"] for l in dash.lessons()],
-                     "runs": dash.hub.summaries(limit=200)}
-            # Queued under the lock every broadcast takes: no message newer than hello.seq
-            # can reach this client ahead of its hello.
-            emit("hello", hello)
+        system = {**dash.system(), "role": role}
+        lessons = [l["id"] for l in dash.lessons()]
+        # Queued under the lock every broadcast takes: no message newer than hello.seq
+        # can reach this client ahead of its hello.
+        dash.hub.viewer_joined(lambda seq, runs: emit("hello", {
+            "seq": seq, "system": system, "lessons": lessons, "runs": runs}))
 
     @socketio.on("disconnect")
     def on_disconnect(*_):
         roles.pop(request.sid, None)
-        with dash.hub.lock:
-            dash.hub.viewers = max(0, dash.hub.viewers - 1)
+        dash.hub.viewer_left()
 
     # start {lesson, params} -> ack: the Run, or {error}
     @socketio.on("start")
@@ -78,8 +75,7 @@ def init_app(app, socketio: SocketIO) -> None:
             return {"error": str(exc)}
         except LimitError as exc:
             return {"error": str(exc), "status": 429}
-        with dash.hub.lock:
-            return run.to_json()
+        return dash.hub.snapshot(run)
 
     # stop {run} -> ack: the final Run, or {error}
     @socketio.on("stop")
@@ -91,5 +87,4 @@ def init_app(app, socketio: SocketIO) -> None:
         if not isinstance(run_id, str) or dash.hub.get(run_id) is None:
             return {"error": "unknown run"}
         run = dash.engine.stop(run_id)
-        with dash.hub.lock:
-            return run.to_json()
+        return dash.hub.snapshot(run)

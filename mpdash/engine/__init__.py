@@ -1,0 +1,14 @@
+"""The engine's rooms, one job each; ``mpdash.runs.Engine`` is the facade over them.
+
+- ``context``   what they share: the engine's core state and a live run's record
+- ``reactor``   the selector loop on one thread, wake-ups, requests run on that thread
+- ``launch``    a run's environment (``protocol.ENV_*``), argv, cgroup exec, the watchdog
+- ``streams``   probe connections and raw stdout/stderr, cut into lines (protocol.LineBuffer)
+- ``handlers``  probe messages: a table {protocol kind: function}
+- ``reaping``   pidfds, exit codes, how a process ended, orphans and zombies through procfs
+- ``stopping``  Stop, limits, signalling a run's processes
+- ``finishing`` timers, ending a run and its analysis
+
+Dependencies go one way: context <- stopping <- reaping <- handlers <- streams <- finishing
+<- launch; reactor stands alone. Nothing here imports Flask.
+"""

@@ -1,0 +1,207 @@
+"""A process's life in its run: ``install()``, role, parent death, births, exits, terminations.
+
+The server starts each run with ``ENV_EVENTS`` (a Unix socket path) in the environment and
+``mpdash/_boot`` on ``PYTHONPATH``, whose ``sitecustomize`` calls ``install()``: so the run's
+main, its forked children and its spawned or forkserver children (fresh interpreters that load
+``sitecustomize`` again) all report. This module holds THE one patch of multiprocessing's
+``BaseProcess.start``/``_bootstrap`` and of its Popen classes, and the one after-fork handler
+(which runs every reset registered in ``hooks``).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+
+from mpdash import protocol
+from mpdash.inrun import budget, capture, channel, hooks, importhook, role
+
+
+class _Life:
+    __slots__ = ("installed", "server_pid", "prctl")
+
+    def __init__(self):
+        self.installed = False
+        self.server_pid = 0
+        self.prctl = None
+
+
+_life = _Life()
+
+
+# ---------------------------------------------------------------------------- parent death
+
+def _set_parent_death_signal() -> None:
+    """Die with SIGKILL when the thread that forked us exits; then close the race with it.
+
+    Not for multiprocessing's helpers: the resource tracker must outlive the main to unlink
+    leaked shared memory, and both it and the forkserver exit by themselves once every process
+    holding their pipe is gone — which the workers' own death signals guarantee.
+    """
+    if role.get() == role.HELPER or _life.prctl is None:
+        return
+    _life.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    # If the parent died before prctl took effect we were already re-parented: to the server
+    # (its subreaper), to init, or to some other subreaper (systemd --user, a container's
+    # init). Either way the death signal will never come: leave now. "Still our parent" is
+    # judged by the run's marker in its environment, not by pid 1, which misses subreapers.
+    parent = os.getppid()
+    if role.is_main():
+        if parent != _life.server_pid:
+            os._exit(137)
+    elif parent == 1 or parent == _life.server_pid or not _in_this_run(parent):
+        os._exit(137)
+
+
+def _load_prctl():
+    """Looked up once at install: dlopen() in a child forked from a threaded parent can hang."""
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except Exception:
+        return None
+
+
+def _in_this_run(pid: int) -> bool:
+    marker = os.environ.get(protocol.ENV_ENGINE)
+    if not marker:
+        return True   # an older server that sets no marker: keep the pid checks only
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{protocol.ENV_ENGINE}={marker}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _role_from_cmdline() -> tuple[str, str | None]:
+    """(role, helper name) of a process the server did not start itself."""
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return role.WORKER, None
+    for helper in (b"resource_tracker", b"forkserver"):
+        if helper in cmdline:
+            return role.HELPER, helper.decode()
+    return role.WORKER, None
+
+
+def _after_fork_in_child() -> None:
+    role.current.name, role.current.helper = role.WORKER, None
+    hooks.run_after_fork_in_child()
+    _set_parent_death_signal()
+    channel.send(protocol.HELLO, role=role.get(), ppid=os.getppid(), via="fork")
+
+
+# ---------------------------------------------------------------------------- multiprocessing
+
+def _patch_multiprocessing() -> None:
+    """Births, exits, terminate() calls, and pausing that follows a child, from multiprocessing."""
+    from multiprocessing import popen_fork, process
+
+    def method_of(proc) -> str | None:
+        popen = getattr(proc, "_popen", None)
+        return getattr(popen, "method", None)
+
+    original_start = process.BaseProcess.start
+
+    def start(self):
+        # A child started inside budget.paused() stays paused, whatever the start method:
+        # the attribute travels in the pickled Process under spawn.
+        self._mpdash_paused = budget.is_paused()
+        original_start(self)
+        channel.send(protocol.SPAWNED, child=self.pid, name=self.name, daemon=bool(self.daemon),
+                     method=method_of(self))
+
+    original_bootstrap = process.BaseProcess._bootstrap
+
+    def _bootstrap(self, *args, **kwargs):
+        if getattr(self, "_mpdash_paused", False):
+            budget.state.paused = True
+        channel.send(protocol.CHILD, name=self.name, daemon=bool(self.daemon))
+        try:
+            code = original_bootstrap(self, *args, **kwargs)
+        finally:
+            budget.flush()   # children leave through os._exit: atexit would not run
+        # The code the process is about to exit with; signals and os._exit() are seen by the
+        # parent (poll below) or the server (waitid) instead.
+        channel.send(protocol.EXITING, code=code)
+        return code
+
+    # Patched on the Popen, not on Process: Process.terminate() calls it, and so does
+    # multiprocessing's exit hook, which ends daemonic children with p._popen.terminate().
+    def terminating(original, sig):
+        def wrapper(self):
+            if self.returncode is None:
+                channel.send(protocol.TERMINATE, child=self.pid, sig=sig)
+            return original(self)
+        return wrapper
+
+    def reporting_poll(original):
+        def poll(self, *args, **kwargs):
+            before = self.returncode
+            code = original(self, *args, **kwargs)
+            if before is None and code is not None:
+                channel.send(protocol.REAPED, child=self.pid, code=code)
+            return code
+        return poll
+
+    process.BaseProcess.start = start
+    process.BaseProcess._bootstrap = _bootstrap
+    popen_fork.Popen.terminate = terminating(popen_fork.Popen.terminate, int(signal.SIGTERM))
+    popen_fork.Popen.kill = terminating(popen_fork.Popen.kill, int(signal.SIGKILL))
+    popen_fork.Popen.poll = reporting_poll(popen_fork.Popen.poll)
+    try:
+        from multiprocessing import popen_forkserver
+        popen_forkserver.Popen.poll = reporting_poll(popen_forkserver.Popen.poll)
+    except ImportError:
+        pass
+
+
+# ---------------------------------------------------------------------------- installing
+
+# What else runs in every process of a run, installed in this order once the channel is open
+# and before the process says hello. A new feature module adds its ``install`` here; what it
+# must reset in a forked child it registers with ``hooks.after_fork_in_child``.
+FEATURES = (importhook.install_tracing,)
+
+
+def _install_features() -> None:
+    for install_feature in FEATURES:
+        try:
+            install_feature()
+        except Exception as exc:   # a feature must never break the program it watches
+            sys.__stderr__.write(f"mpdash: {install_feature.__module__} not installed: {exc!r}\n")
+
+
+def install() -> bool:
+    """Hook this process into its run. Idempotent; returns False when not inside a run."""
+    if _life.installed:
+        return True
+    addr = os.environ.get(protocol.ENV_EVENTS)
+    if not addr:
+        return False
+    _life.installed = True
+    channel.open_to(addr)
+    _life.server_pid = int(os.environ.get(protocol.ENV_SERVER_PID, "0") or 0)
+    # The server marks its direct child; children must not inherit the mark. A process that has
+    # the mark but another parent (e.g. python started by a shell the user asked us to run) is
+    # a worker of that run.
+    marked = os.environ.pop(protocol.ENV_RUN_MAIN, None) == "1"
+    if marked and os.getppid() == _life.server_pid:
+        role.current.name, role.current.helper = role.MAIN, None
+    else:
+        role.current.name, role.current.helper = _role_from_cmdline()
+    _life.prctl = _load_prctl()
+    _set_parent_death_signal()
+    capture.install()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _patch_multiprocessing()
+    _install_features()
+    atexit.register(budget.flush)
+    hello = {"role": role.get(), "ppid": os.getppid(), "via": "exec"}
+    if role.current.helper:
+        hello["name"] = role.current.helper
+    channel.send(protocol.HELLO, **hello)
+    return True
