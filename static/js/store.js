@@ -151,6 +151,9 @@ function pushEvent(rec, ev) {
 
 function pushFrame(rec, f) {
   if (f.seq <= rec.lastFrameSeq) return;
+  // A frame with none of the run's processes is not the run's (the server keeps only frames
+  // that sampled one of them): kept, a live viewer's run would differ from a late joiner's.
+  if (!f.pid.length) return;
   rec.frames.push(f);
   rec.lastFrameSeq = f.seq;
   rec.version += 1;
