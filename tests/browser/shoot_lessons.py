@@ -3,7 +3,8 @@
 
 Each lesson is run with its defaults (pool-map with a little spin, so its tasks are wide enough
 to read) and shot once its run has ended, into docs/screenshots/lessons/<id>.png; pool-map and
-race-condition are also saved as docs/screenshots/<id>.png for the README.
+race-condition (and the README's threads-vs-processes and crash-isolation) are also saved as
+docs/screenshots/<id>.png.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.browser.conftest import CHROMIUM_ARGS
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PARAMS = {"pool-map": {"spin": "0.2", "items": "9"}}
-README = ("pool-map", "race-condition")
+README = ("pool-map", "race-condition", "threads-vs-processes", "crash-isolation")
 TERMINAL = "['finished','failed','stopped'].includes(document.querySelector('[data-testid=run-state]').textContent)"
 
 
