@@ -15,8 +15,9 @@ newborn's first sample is already meaningful (psutil's ``cpu_percent()`` answers
 
 Two backends, same columns: ``procfs`` (Linux: one ``pread`` of a kept ``/proc/<pid>/stat`` fd
 per process, see ``mpdash.procfs``) and ``psutil`` (portable, ~5x the CPU; see
-docs/BENCHMARKS.md). ``running`` counts a multi-threaded process's threads in state ``R`` (its
-``stat`` letter is its main thread's only); the psutil backend leaves it ``None``.
+docs/BENCHMARKS.md). ``running`` is 1 when a thread of the process was in state ``R`` (its
+``stat`` letter is its main thread's only), else 0; the psutil backend leaves it ``None`` for a
+multi-threaded process whose main thread is not running.
 """
 from __future__ import annotations
 
@@ -69,8 +70,8 @@ class ProcfsBackend:
     def forget(self, pid: int) -> None:
         self._stat.forget(pid)
 
-    def running_threads(self, pid: int):
-        return procfs.running_threads(pid)
+    def any_thread_running(self, pid: int):
+        return procfs.any_thread_running(pid)
 
     def cores(self) -> list[float]:
         return self._cores.percent()
@@ -110,7 +111,7 @@ class PsutilBackend:
     def forget(self, pid: int) -> None:
         self._procs.pop(pid, None)
 
-    def running_threads(self, pid: int):
+    def any_thread_running(self, pid: int):
         return None   # psutil does not give per-thread states; the page then goes by CPU %
 
     def cores(self) -> list[float]:
@@ -257,11 +258,13 @@ class Sampler:
             cores.append(core)
             statuses.append(status)
             threads.append(nthreads)
-            # Threads on a CPU at the sample: the stat letter alone is the main thread's.
-            if nthreads <= 1 or status == "Z":
+            # A thread on a CPU at the sample? The stat letter alone is the main thread's; the
+            # other threads are read only when it is not running (a main waiting in join()).
+            if status == "R" or nthreads <= 1 or status == "Z":
                 running.append(1 if status == "R" else 0)
             else:
-                running.append(backend.running_threads(pid))
+                found = backend.any_thread_running(pid)
+                running.append(None if found is None else int(found))
             rss_by_run[run_id] = rss_by_run.get(run_id, 0) + rss
 
         dead: set[int] = set()

@@ -73,7 +73,8 @@ function fill(tr, p, depth, sample, peak, phase, view) {
   if (p.orphan) tags.push("orphan");
   c.role.replaceChildren(tags.join(" · "), p.start_method ? el("span", { class: "role-method" }, ` · ${p.start_method}`) : "");
   c.method.textContent = p.start_method || "–";
-  const title = sample?.running > 0 && sample.threads > 1 ? `${sample.running} of ${sample.threads} threads on a CPU at the last sample` : "";
+  const title = sample?.running > 0 && sample.threads > 1 && sample.status !== "R"
+    ? "its main thread waits, another of its threads was running at the last sample" : "";
   c.state.replaceChildren(el("span", { class: `state-pill sp-${state}`, title }, ended ? state : stateText(state, sample)));
   // While it lives: the latest reading. After: what it peaked at (an exited process has no
   // current CPU or memory, and "–" everywhere told nothing about what it did).

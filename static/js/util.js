@@ -135,7 +135,7 @@ export function $(id) {
 /**
  * Process state word for the tree from a frame's reading. The stat letter is the main thread's
  * only: a main waiting in join() while its threads compute reads "S". A process is running when
- * a thread of it was on a CPU at the sample (`running`, from /proc/<pid>/task) or when it used
+ * a thread of it was running at the sample (`running`, from /proc/<pid>/task) or when it used
  * more than half a core since its previous sample (a snapshot can fall between two slices).
  */
 export function stateWord(proc, status, sample = null) {
