@@ -22,7 +22,8 @@ function nest(i, n) {
 }
 
 class LineChart {
-  constructor(host, { yUnit, yMin = 0, yFloor = 1, decimals = 0, height = 170, stepped = false, step = null }) {
+  constructor(host, { yUnit, yMin = 0, yFloor = 1, height = 170, stepped = false, step = null, whole = false }) {
+    this.whole = whole;   // counts (queue depth): no tick between two whole numbers
     // `stepped` (older callers): hold each value until the next sample.
     this.step = step ?? (stepped ? HOLD : null);
     this.height = height;
@@ -30,7 +31,6 @@ class LineChart {
     this.yUnit = yUnit;
     this.yMin = yMin;
     this.yFloor = yFloor;
-    this.decimals = decimals;
     this.plot = null;
     this.key = null;
     this.series = [];
@@ -64,8 +64,8 @@ class LineChart {
       stroke: ink, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1, size: 4 },
     };
     // Steps of 1, 2 or 5 × 10^k only, printed with the decimals the step needs.
-    const values = (unit, fixed) => (u, splits, axisIdx, space, incr) => {
-      const dec = fixed ?? decimalsOf(incr || (splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1));
+    const values = (unit) => (u, splits, axisIdx, space, incr) => {
+      const dec = decimalsOf(incr || (splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1));
       return splits.map((s) => `${fmtNum(s, dec)}${unit}`);
     };
     const opts = {
@@ -79,7 +79,7 @@ class LineChart {
       },
       axes: [
         { ...axis, incrs: ROUND_INCRS, values: values(" s") },
-        { ...axis, size: presenting ? 70 : 56, incrs: ROUND_INCRS, values: values(this.yUnit, this.decimals > 0 ? null : null) },
+        { ...axis, size: presenting ? 70 : 56, incrs: this.whole ? ROUND_INCRS.filter((s) => s >= 1) : ROUND_INCRS, values: values(this.yUnit) },
       ],
       series: [{}, ...series.map((s, i) => ({
         label: s.label, stroke: s.colour, width: s.width ?? width + nest(i, series.length), dash: s.dash || undefined,
@@ -124,7 +124,7 @@ const legends = {};
 export function init() {
   cores = new LineChart($("chart-cpu-cores"), { yUnit: " %", yFloor: 100, height: 130, step: INTERVAL });
   procCpu = new LineChart($("chart-proc-cpu"), { yUnit: " %", yFloor: 100, step: INTERVAL });
-  procMem = new LineChart($("chart-proc-mem"), { yUnit: " MiB", yFloor: 1, decimals: 0, step: HOLD });
+  procMem = new LineChart($("chart-proc-mem"), { yUnit: " MiB", yFloor: 1, step: HOLD });
   for (const [id, label] of [["chart-proc-cpu", "CPU % per process (average since the previous sample)"], ["chart-proc-mem", "memory (RSS) per process, MiB"]]) {
     const host = $(id);
     const wrap = el("div", { class: "chart-cell" });

@@ -283,7 +283,7 @@ export function render(view) {
   }
   if (!depthHost) {
     depthHost = el("div", { class: "chart small", "data-testid": "chart-queue-depth" });
-    depthChart = new LineChart(depthHost, { yUnit: "", yFloor: 2, height: 110, stepped: true });
+    depthChart = new LineChart(depthHost, { yUnit: "", yFloor: 2, height: 110, stepped: true, whole: true });
   }
   // A depth curve says something once a queue carries more than a handful of items.
   const queues = [...channels.values()].filter((c) => c.type === "queue" && c.ts.length >= 6);
