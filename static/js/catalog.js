@@ -119,7 +119,7 @@ function field(lesson, p) {
     });
     input.value = String(value);
     // As wide as its largest allowed value, so 60000000 is not cut and 4 wastes no room.
-    const digits = Math.max(2, String(p.max ?? "").length, String(p.default).length, String(value).length);
+    const digits = Math.max(2, String(p.max ?? "").length, String(p.default).length, String(value).length, p.type === "float" ? 4 : 0);
     input.style.width = `calc(${digits}ch + 1.9rem)`;
   }
   const range = p.min !== null && p.max !== null && p.type !== "choice" && p.type !== "bool" ? ` ${p.min}–${p.max}` : "";
