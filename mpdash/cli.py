@@ -1,24 +1,31 @@
-"""Command line: ``python -m mpdash list | run LESSON [--param k=v]... [--json] [--trace F] [--csv F]
-| watch [options] -- COMMAND...``."""
+"""The ``mpdash`` command (also ``python -m mpdash``): ``serve``, ``list``, ``run``, ``watch``.
+
+``mpdash serve [--host H] [--port P] [--open] [--hz N] [--data DIR] [--token T]`` serves the
+dashboard (``python app.py`` is the same command); ``list`` prints the lessons; ``run LESSON
+[--param k=v]... [--json] [--trace F] [--csv F]`` runs one headless; ``watch [options] --
+COMMAND...`` runs your own program as a run while serving. Serving itself is mpdash.serving.
+"""
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 
-from mpdash import lessons
+from mpdash import lessons, serving
+from mpdash.serving import EXIT_BAD_ARGS, EXIT_OK, EXIT_RUN_FAILED
+from mpdash.watch import watch
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_ARGS = 0, 1, 2
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mpdash",
+def build_parser(prog: str = "mpdash") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Watch Python multiprocessing in real processes.")
     sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the dashboard (what python app.py does)",
+                           description="Serve the mpdash dashboard.")
+    serving.add_serve_options(serve)
     sub.add_parser("list", help="lessons and their parameters")
     run = sub.add_parser("run", help="run a lesson headless and print what it measured")
-    run.add_argument("lesson", help="lesson id (see: python -m mpdash list)")
+    run.add_argument("lesson", help=f"lesson id (see: {prog} list)")
     run.add_argument("--param", action="append", default=[], metavar="K=V",
                      help="set a parameter; repeat for several")
     run.add_argument("--json", action="store_true", help="print the whole run object as JSON")
@@ -26,18 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the run as a Chrome trace (open it in ui.perfetto.dev)")
     run.add_argument("--csv", metavar="FILE", help="write the run's metrics as CSV")
     watch = sub.add_parser("watch", help="run your own program as a run and serve the dashboard",
-                           usage="python -m mpdash watch [options] -- COMMAND...")
-    watch.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
-    watch.add_argument("--open", action="store_true", help="open the page in a browser")
+                           usage=f"{prog} watch [options] -- COMMAND...")
+    serving.add_serve_options(watch)
     watch.add_argument("--exit", action="store_true",
                        help="return when the program ends, with its exit status")
     watch.add_argument("--json", action="store_true",
                        help="with --exit: print the run object (the program's output goes to stderr)")
-    watch.add_argument("--data", metavar="DIR", default=None,
-                       help="where run history is kept (default: instance/ of mpdash)")
-    watch.add_argument("--timeout", type=float, default=None, metavar="S",
+    watch.add_argument("--timeout", type=serving.positive_seconds, default=None, metavar="S",
                        help="stop the program after S seconds (default: no limit)")
-    watch.add_argument("--hz", type=float, default=10.0, help="sample rate, 1-50 (default 10)")
     watch.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
                        help="the program and its arguments, after --")
     return parser
@@ -121,21 +124,6 @@ def _write_exports(data: dict, trace_path: str | None, csv_path: str | None) -> 
             f.write(export.metrics_csv(data))
 
 
-def cmd_watch(args) -> int:
-    from mpdash.store import DEFAULT_DATA_DIR
-    from mpdash.watch import watch
-    if not 1 <= args.hz <= 50:
-        print("error: --hz must be between 1 and 50", file=sys.stderr)
-        return EXIT_BAD_ARGS
-    if not 0 <= args.port <= 65535:
-        print("error: --port must be between 0 and 65535", file=sys.stderr)
-        return EXIT_BAD_ARGS
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    return watch(args.program, port=args.port, open_browser=args.open, exit_when_done=args.exit,
-                 as_json=args.json, data_dir=args.data or DEFAULT_DATA_DIR,
-                 timeout=args.timeout, hz=args.hz)
-
-
 def _printer(dash):
     """Live lines for a human: births, exits, and what each process printed."""
     reported_exit: set[int] = set()
@@ -155,12 +143,14 @@ def _printer(dash):
     return show
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog: str = "mpdash") -> int:
+    args = build_parser(prog).parse_args(argv)
+    if args.command == "serve":
+        return serving.serve(args)
     if args.command == "list":
         return cmd_list()
     if args.command == "run":
         return cmd_run(args)
     if args.command == "watch":
-        return cmd_watch(args)
+        return watch(args)
     return EXIT_BAD_ARGS

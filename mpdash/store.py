@@ -28,15 +28,11 @@ import time
 from mpdash import procfs
 from mpdash.state import Hub, Proc, Run
 
-__all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "DEFAULT_DATA_DIR"]
+__all__ = ["Store", "DB_NAME", "CRASHED_ERROR"]
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "mpdash.sqlite3"
-# instance/ of the mpdash checkout, whatever the current directory: the server and `watch`
-# started from anywhere share one history.
-DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "instance")
 SCHEMA_VERSION = 1
 FLUSH_PERIOD = 0.25      # s: at most this much of a live run is lost if the server is killed
 WRITE_PATIENCE = 1.0     # s: SQLite's busy timeout; a write still locked out is made next time

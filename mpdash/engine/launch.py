@@ -15,13 +15,10 @@ from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import reaping, streams
 from mpdash.engine.context import ACCEPT, PIPE, Core, LimitError, LiveRun
+from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
 log = logging.getLogger(__name__)
-
-MPDASH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROJECT_ROOT = os.path.dirname(MPDASH_DIR)
-BOOT_DIR = os.path.join(MPDASH_DIR, "_boot")
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -111,7 +108,7 @@ def start_watchdog(python: str, marker: str, cgroups: Cgroups) -> subprocess.Pop
     dirs = [d for d in (cgroups.v2_parent, cgroups.pids_parent) if d]
     try:
         return subprocess.Popen(
-            [python, "-I", "-S", os.path.join(MPDASH_DIR, "watchdog.py"), marker, *dirs],
+            [python, "-I", "-S", os.path.join(PACKAGE_DIR, "watchdog.py"), marker, *dirs],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
     except OSError:

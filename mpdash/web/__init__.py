@@ -1,22 +1,20 @@
 """The web layer: translates between HTTP / Socket.IO and the Dashboard. Owns no logic."""
 from __future__ import annotations
 
-import os
-
 from flask import Flask
 from flask_socketio import SocketIO
 
+from mpdash import paths
 from mpdash.dashboard import Dashboard
 
 __all__ = ["create_app"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def create_app(dashboard: Dashboard | None = None, test_config: dict | None = None) -> Flask:
     """Build the Flask app and its SocketIO; ``app.extensions["socketio"]`` serves it."""
-    app = Flask(__name__, template_folder=os.path.join(ROOT, "templates"),
-                static_folder=os.path.join(ROOT, "static"), static_url_path="/static")
+    # The page's files: at the checkout's top, or inside the package once installed.
+    app = Flask(__name__, template_folder=paths.TEMPLATES_DIR, static_folder=paths.STATIC_DIR,
+                static_url_path="/static")
     app.config.from_mapping(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=64 * 1024)
     if test_config:
         app.config.update(test_config)
