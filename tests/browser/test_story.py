@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 import pytest
 
@@ -347,3 +348,18 @@ def test_shared_memory_shows_before_and_after(page):
         [g.dataset.channel, [...g.querySelectorAll('[data-testid=shared-cell]')].map((c) => [c.dataset.before, c.dataset.value])])""")
     assert dict(cells) == {"Value-1": [["5", "15"]], "Array-1": [["1", "2"], ["2", "3"], ["3", "4"]]}, cells
     assert page.locator('[data-testid="shared-before"]').all_text_contents() == ["5 →", "1 →", "2 →", "3 →"]
+
+
+def test_a_watched_program_picked_from_the_history_shows_no_lesson(page, dashboard):
+    run = dashboard.engine.start_command([sys.executable, "-c", "print('hello from mine')"])
+    dashboard.engine.wait(run.id, timeout=30)
+    item = page.locator(f'[data-testid="run-item"][data-run-id="{run.id}"]')
+    item.wait_for()
+    pick(page, "queue")
+    item.click()
+    page.wait_for_function(f"() => document.querySelector('[data-testid=run-head]').dataset.runId === '{run.id}'")
+    assert page.locator('[data-testid^="lesson-"][aria-current="true"]').count() == 0
+    assert "print('hello from mine')" in page.text_content("#lesson-title")
+    assert page.get_attribute('[data-testid="code"]', "data-lesson") == ""
+    assert "watched program" in page.text_content('[data-testid="run-head"]')
+    page.wait_for_selector('#output .line:has-text("hello from mine")')
