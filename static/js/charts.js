@@ -34,6 +34,7 @@ class LineChart {
     this.plot = null;
     this.key = null;
     this.series = [];
+    this.lives = [];      // [{a, b, colour}]: processes never sampled, drawn as their lifetime
     this.focused = null;
     this.xRange = [0, 1];
     this.observer = new ResizeObserver(() => {
@@ -72,6 +73,7 @@ class LineChart {
       ...this.size(),
       legend: { show: false },
       focus: { alpha: 0.22 },
+      hooks: { draw: [(u) => this.drawLives(u)] },
       cursor: { drag: { x: false, y: false }, points: { size: 6 }, focus: { prox: -1 } },
       scales: {
         x: { time: false, range: () => this.xRange },
@@ -105,6 +107,28 @@ class LineChart {
       this.build(series);
     }
     this.plot.setData(data);
+  }
+
+  /**
+   * A process that lived and ended between two samples has no value to draw, but it existed:
+   * its lifetime is drawn as a hollow bar along the bottom of the plot (never as a value), so
+   * every process of the run leaves a mark where it lived.
+   */
+  drawLives(u) {
+    if (!this.lives.length) return;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const y = Math.round(top + height - 6 * devicePixelRatio);   // whole pixels: a crisp outline
+    ctx.save();
+    ctx.lineWidth = 2 * devicePixelRatio;
+    for (const life of this.lives) {
+      const a = Math.round(Math.max(left, u.valToPos(life.a, "x", true)));
+      const b = Math.round(Math.min(left + width, Math.max(a + 8 * devicePixelRatio, u.valToPos(life.b, "x", true))));
+      if (b <= left || a >= left + width) continue;
+      ctx.strokeStyle = life.colour;
+      ctx.strokeRect(a, y - 3 * devicePixelRatio, b - a, 6 * devicePixelRatio);
+    }
+    ctx.restore();
   }
 
   /** Bring one series forward (the others fade), or none. */
@@ -298,7 +322,7 @@ function legendFor(id, view, procs, sampled) {
       title: `${p.pid} ${who}${phase ? ` (${phase} phase)` : ""}: point to highlight it in every panel, click to keep it highlighted`,
     }, swatch({ colour, dash }), el("span", { class: "num" }, String(p.pid)), " ", el("span", { class: "legend-who" }, who),
     phase ? el("span", { class: "legend-phase" }, ` · ${phase}`) : null,
-    sampled.has(p.pid) ? null : el("span", { class: "legend-none", title: "it lived and ended between two samples" }, " · not sampled"));
+    sampled.has(p.pid) ? null : el("span", { class: "legend-none", title: "it lived and ended between two samples: a hollow bar at the bottom of the chart marks its lifetime" }, " · not sampled"));
   }));
 }
 
@@ -323,6 +347,9 @@ function drawProcs(view, frames, xRange) {
     cpu.push(c);
     mem.push(m);
   }
+  const lives = procs.filter((p) => !sampled.has(p.pid)).map((p) => ({
+    a: (p.started_at ?? view.t0) - view.t0, b: (p.ended_at ?? view.tNow) - view.t0, colour: colourOf(p.colour).colour }));
+  procCpu.lives = procMem.lives = lives;
   procCpu.update(series, cpu, xRange);
   procMem.update(series, mem, xRange);
   legendFor("chart-proc-cpu", view, procs, sampled);
@@ -355,6 +382,7 @@ export function render(view) {
     const now = serverNow();
     const frames = store.machineFrames;
     cores && drawCores(frames, now - LIVE_WINDOW_S, [0, LIVE_WINDOW_S], null);
+    procCpu.lives = procMem.lives = [];
     procCpu.update([], [[]], [0, LIVE_WINDOW_S]);
     procMem.update([], [[]], [0, LIVE_WINDOW_S]);
     for (const id of ["chart-proc-cpu", "chart-proc-mem"]) {
