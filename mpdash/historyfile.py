@@ -15,6 +15,7 @@ import time
 
 from mpdash import procfs
 from mpdash.state import Proc, Run
+from mpdash.verdict import one_headline
 
 __all__ = ["HistoryFile", "DB_NAME", "CRASHED_ERROR", "is_busy", "identity_of", "process_identity"]
 
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS frames (
 """
 _TABLES = ("runs", "procs", "lines", "events", "frames")
 _SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "python", "state", "started_at",
-                   "ended_at", "result", "findings", "error", "seq", "time_limit")
+                   "ended_at", "result", "findings", "pools", "error", "seq", "time_limit")
 
 
 def _dumps(value) -> str:
@@ -211,7 +212,8 @@ class HistoryFile:
             data = json.loads(summary)
             run = Run(id=run_id, **{k: data.get(k) for k in _SUMMARY_FIELDS if k in data})
             run.params = run.params or {}
-            run.findings = run.findings or []
+            run.findings = one_headline(run.findings or [])   # a run kept before issue 16 has none
+            run.pools = run.pools or []
             run.marks = [tuple(m) for m in json.loads(marks)]
             run.output_dropped = dropped
             runs[run_id] = run

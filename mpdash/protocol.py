@@ -47,7 +47,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     OUT: ("s", "x"),
     RESULT: ("value",),
     ERROR: ("text",),
-    FINDING: ("key", "value", "text", "unit"),
+    FINDING: ("key", "value", "text", "unit", "headline"),
     MARK: ("label", "detail"),
     EVENT: ("kind", "channel", "msg", "size", "detail"),  # plus any extra fields of the kind
 }

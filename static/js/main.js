@@ -13,6 +13,7 @@ import * as code from "./code.js";
 import * as runs from "./runs.js";
 import * as runhead from "./runhead.js";
 import * as highlight from "./highlight.js";
+import * as verdict from "./verdict.js";
 import * as history from "./history.js";
 import { $ } from "./util.js";
 
@@ -41,7 +42,8 @@ async function start() {
   charts.init();
   runs.init();
   highlight.init();
-  for (const panel of [catalog, controls, code, runs, runhead, charts, tree, timeline, messages, output, history]) onDraw(panel.render);
+  verdict.init();
+  for (const panel of [catalog, controls, verdict, code, runs, runhead, charts, tree, timeline, messages, output, history]) onDraw(panel.render);
   onDraw(highlight.render);   // last: marks what the panels just drew
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store, get charts() { return charts.exposed(); } };
