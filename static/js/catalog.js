@@ -1,6 +1,6 @@
 // The lesson list (grouped by tutorial section, plus the §11 summary map) and the parameter
 // form generated from the selected lesson's Param specs.
-import { store, invalidate } from "./store.js";
+import { store, invalidate, latestRunOf, runList, selectRun } from "./store.js";
 import { el, $ } from "./util.js";
 
 export const SUMMARY_ID = "summary";
@@ -30,8 +30,16 @@ export function lessonOrder() {
   return [...store.lessons.map((l) => l.id), SUMMARY_ID];
 }
 
+/**
+ * Show a lesson and, beside it, its latest run (or none: the run panels then say so). Never the
+ * previous lesson's run under this lesson's header and code.
+ */
 export function selectLesson(id) {
   if (id !== SUMMARY_ID && !store.lessonById.has(id)) return;
+  store.selectedLesson = id;
+  const run = id === SUMMARY_ID ? null : latestRunOf(id);
+  if (run) selectRun(run.id, { follow: runList()[0]?.id === run.id });
+  else selectRun(null, { follow: true });
   store.selectedLesson = id;
   invalidate();
 }
@@ -111,7 +119,7 @@ function field(lesson, p) {
     });
     input.value = String(value);
     // As wide as its largest allowed value, so 60000000 is not cut and 4 wastes no room.
-    const digits = Math.max(2, String(p.max ?? "").length, String(p.default).length, String(value).length);
+    const digits = Math.max(2, String(p.max ?? "").length, String(p.default).length, String(value).length, p.type === "float" ? 4 : 0);
     input.style.width = `calc(${digits}ch + 1.9rem)`;
   }
   const range = p.min !== null && p.max !== null && p.type !== "choice" && p.type !== "bool" ? ` ${p.min}–${p.max}` : "";
@@ -201,10 +209,12 @@ export function render() {
   lastLesson = id;
   const summary = id === SUMMARY_ID;
   const lesson = store.lessonById.get(id);
+  // No lesson: a watched program is shown (mpdash watch); its command is its title.
+  const watched = !summary && !lesson ? store.runs.get(store.selectedRun) : null;
   $("summary-card").hidden = !summary;
   $("lesson-card").hidden = summary;
-  $("lesson-title").textContent = summary ? "Which lesson shows what" : lesson ? lesson.title : "";
-  $("lesson-section").textContent = summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : "";
+  $("lesson-title").textContent = summary ? "Which lesson shows what" : lesson ? lesson.title : watched ? (watched.title || watched.command || "") : "";
+  $("lesson-section").textContent = summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : watched ? "watched program" : "";
   if (!summary && formFor !== id) {
     formFor = id;
     renderForm(lesson);

@@ -14,8 +14,16 @@ function renderLesson() {
   const id = store.selectedLesson;
   if (id === codeFor) return;
   const lesson = store.lessonById.get(id);
-  if (!lesson) return;
+  if (!lesson && id !== null) return;
   codeFor = id;
+  if (!lesson) {
+    // A watched program: its code is the user's own, not a lesson's.
+    $("code").textContent = "";
+    $("code").dataset.lesson = "";
+    $("explanation").replaceChildren(el("p", {}, "A program run with mpdash watch: its code is yours, so there is no lesson text beside it."));
+    $("predict").replaceChildren();
+    return;
+  }
   const code = $("code");
   code.innerHTML = numberedLines(hljs.highlight(lesson.code, { language: "python" }).value);
   code.dataset.lesson = id;
