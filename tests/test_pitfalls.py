@@ -6,6 +6,7 @@ Timing claims retry a few runs and then fail; they never skip.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -56,6 +57,9 @@ OUTCOME = {
                                lambda r: set(r) == {"serial_s", "pool_s"}),
     ("pool-overhead", True): (lambda f: f["chunksize"] == 250, lambda r: set(r) == {"serial_s", "pool_s"}),
 }
+
+
+HAS_STACKS = importlib.util.find_spec("mpdash.stall") is not None   # issue 11
 
 
 def findings(data) -> dict:
@@ -169,3 +173,28 @@ def test_pool_overhead_tiny_tasks_lose_batches_win(dashboard):
     assert slow[-1]["pool_cores"] < 1.2, slow   # the workers mostly wait for messages
     fast = speedup_until(dashboard, True, lambda s: s > 1.2, tries=6)
     assert fast[-1]["speedup"] > 1.2, f"batches should beat the loop: {fast}"
+
+
+# The two hangs, seen by the stall detection (issue 11): where each process waits, kept in the
+# run, and the lesson ends within 10 s of the stall. (Function names, not lines: they are the
+# standard library's own, the same on every Python the product supports.)
+HANGS = {
+    "queue-deadlock": lambda main, child: "join" in main and {"_feed", "_send"} <= child,
+    "fork-with-threads": lambda main, child: "join" in main and "take_lock" in child,
+}
+
+
+@pytest.mark.skipif(not HAS_STACKS, reason="needs issue 11 (stacks and stall detection)")
+@pytest.mark.parametrize("lesson_id", sorted(HANGS))
+def test_a_hang_keeps_its_stall_snapshot_and_ends_itself(dashboard, lesson_id):
+    data = run_lesson(dashboard, lesson_id)
+    assert data["state"] == "finished", data["error"]
+    stalls = [s for s in data["stacks"] if s["reason"] == "stall"]
+    assert len(stalls) == 1, data["stacks"]
+    assert any(e["kind"] == "stall" for e in data["events"])
+    assert data["ended_at"] - stalls[0]["t"] < 10
+    main_pid = next(p["pid"] for p in data["processes"] if p["role"] == "main")
+    frames = {p["pid"]: {f["function"] for t in p["threads"] for f in t["frames"]}
+              for p in stalls[0]["processes"]}
+    child = set().union(*(names for pid, names in frames.items() if pid != main_pid))
+    assert HANGS[lesson_id](frames[main_pid], child), frames
