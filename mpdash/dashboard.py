@@ -60,7 +60,14 @@ class Dashboard:
             "sampler": self.sampler.backend.name,
             "cgroups": self.engine.cgroups.mode,
             "subreaper": self.engine.subreaper,
+            "history": self.history(),
         }
+
+    def history(self) -> dict:
+        """Whether run history is being written (issue 17): ``{ok, error, pending_runs,
+        dropped_runs, folder}``; without a data folder nothing is kept, and nothing fails."""
+        from mpdash.store import NO_HISTORY
+        return self.store.status() if self.store is not None else dict(NO_HISTORY)
 
     def lessons(self) -> list[dict]:
         return [lesson.to_json() for lesson in lessons.catalog().values()]

@@ -27,6 +27,7 @@ import webbrowser
 from typing import Callable
 
 from mpdash import paths
+from mpdash.hostnames import host_name
 
 __all__ = ["EXIT_OK", "EXIT_RUN_FAILED", "EXIT_BAD_ARGS", "add_serve_options", "serve",
            "Served", "say", "positive_seconds"]
@@ -62,6 +63,13 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def _allow_host(text: str) -> str:
+    try:
+        return host_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_serve_options(parser: argparse.ArgumentParser, default_port: int = 5000) -> None:
     """Every option of serving, checked as it is parsed (a bad value: exit 2 with argparse's
     message). The one place to add a serving option: ``serve`` and ``watch`` both take these."""
@@ -77,6 +85,10 @@ def add_serve_options(parser: argparse.ArgumentParser, default_port: int = 5000)
     parser.add_argument("--token", default=None,
                         help="presenter token (default: $MPDASH_TOKEN, or generated when bound "
                              "to anything but 127.0.0.1/localhost/::1)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        type=_allow_host,
+                        help="also answer requests that name this host (repeatable); any other "
+                             "name than the bound address is refused (DNS rebinding)")
 
 
 class UsageError(Exception):
@@ -120,6 +132,14 @@ def _token(args) -> str | None:
     return token
 
 
+def served_names(args) -> list[str]:
+    """--allow-host, and the --host name itself: the printed link uses it (``0.0.0.0``, a name)."""
+    try:
+        return [_allow_host(args.host), *args.allow_host]
+    except argparse.ArgumentTypeError:   # no name a browser sends: binding says what is wrong
+        return list(args.allow_host)
+
+
 def _build(args, listener: socket.socket) -> Served:
     from werkzeug.serving import make_server
 
@@ -134,7 +154,8 @@ def _build(args, listener: socket.socket) -> Served:
                          f"choose another with --data") from None
     try:
         token = _token(args)
-        app = create_app(dashboard, {"MPDASH_TOKEN": token} if token else None)
+        config = {"MPDASH_ALLOW_HOSTS": served_names(args)}
+        app = create_app(dashboard, {**config, "MPDASH_TOKEN": token} if token else config)
         server = make_server(args.host, args.port, app, threaded=True, fd=listener.fileno())
     except BaseException:
         dashboard.close()

@@ -193,6 +193,11 @@ class Hub:
             except Exception:  # a broken listener must not break the engine
                 pass
 
+    def announce(self, name: str, payload: dict) -> None:
+        """Number and publish a server-wide message that belongs to no run (``history``)."""
+        with self._lock:
+            self.publish(name, {"seq": self.next_seq(), **payload})
+
     # -- readers -----------------------------------------------------------------------------
     def snapshot(self, run: Run, since: int = 0) -> dict:
         """The run as the contract's JSON, consistent: no change lands half-way through."""

@@ -82,7 +82,9 @@ def _get(url: str, token: str | None = None) -> int:
 
 @pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("option", [("--hz", "0.5"), ("--hz", "51"), ("--hz", "fast"),
-                                    ("--port", "-1"), ("--port", "65536")])
+                                    ("--port", "-1"), ("--port", "65536"),
+                                    ("--allow-host", "evil.example:80"),        # issue 15
+                                    ("--allow-host", "http://evil.example")])
 def test_a_bad_serving_option_is_refused_alike_by_every_entry(entry, option, tmp_path):
     marker = tmp_path / "ran"
     argv = ENTRIES[entry]("--data", str(tmp_path / "data"), *option)

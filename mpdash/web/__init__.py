@@ -24,7 +24,8 @@ def create_app(dashboard: Dashboard | None = None, test_config: dict | None = No
     app.url_map.merge_slashes = False
     app.extensions["mpdash"] = dashboard or Dashboard()
 
-    from mpdash.web import api, pages, security, sockets
+    from mpdash.web import api, origin, pages, security, sockets
+    origin.init_app(app)     # same-origin writes: checked before anything else runs
     security.init_app(app)   # tokens (non-loopback bind), security headers
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
@@ -32,6 +33,9 @@ def create_app(dashboard: Dashboard | None = None, test_config: dict | None = No
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None,
                         json=security.SocketJSON)
     sockets.init_app(app, socketio)
+    # Outermost, around Socket.IO's own WSGI wrapper: its handshake is refused for a rebinding
+    # Host too. MPDASH_ALLOW_HOSTS (--allow-host) adds names to the bound address's.
+    origin.guard_hosts(app)
     return app
 
 

@@ -12,7 +12,8 @@ itself is redirected to drop it from the address bar and history), as ``Authoriz
 or on the Socket.IO connection (``auth: {token}``, ``?token=`` or the cookie). Comparison is
 constant-time (``hmac.compare_digest``). Socket.IO accepts only the page's own origin
 (``cors_allowed_origins=None`` in ``create_app``: python-engineio then refuses any other
-``Origin``).
+``Origin``). Other sites' requests (a rebinding ``Host``, cross-origin writes) are refused
+before any of this, in ``origin.py``.
 
 Every response carries a strict CSP (no inline script, ``connect-src 'self'``,
 ``frame-ancestors 'none'``), ``X-Content-Type-Options: nosniff`` and

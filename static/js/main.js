@@ -11,6 +11,7 @@ import * as messages from "./messages.js";
 import * as output from "./output.js";
 import * as code from "./code.js";
 import * as runs from "./runs.js";
+import * as history from "./history.js";
 import { $ } from "./util.js";
 
 let httpRole = null;
@@ -37,7 +38,7 @@ async function start() {
   controls.init();
   charts.init();
   runs.init();
-  for (const panel of [catalog, controls, code, runs, charts, tree, timeline, messages, output]) onDraw(panel.render);
+  for (const panel of [catalog, controls, code, runs, charts, tree, timeline, messages, output, history]) onDraw(panel.render);
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store };
   const [system] = await Promise.all([

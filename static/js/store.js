@@ -175,6 +175,10 @@ function ownFrame(rec, frame) {
 /** Apply one live message (name, payload) to the run it belongs to. */
 export function applyLive(name, m) {
   if (m.seq > store.seq) store.seq = m.seq;
+  if (name === "history") {   // whether run history is being written (history.js shows it)
+    store.system = { ...store.system, history: m };
+    return;
+  }
   if (name === "run") {
     applySummary(m);
     return;
