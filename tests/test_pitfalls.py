@@ -97,6 +97,25 @@ def test_pitfall_contract_in_both_modes(dashboard, lesson_id, fixed):
                if p["start_method"] is not None or p["role"] == "main"), data["processes"]
 
 
+def test_last_exception_reads_a_traceback_as_printed():
+    from mpdash.lessons._output import last_exception
+    bootstrapping = ["Traceback (most recent call last):", '  File "p.py", line 3, in <module>',
+                     "    p.start()", "RuntimeError: ", "",
+                     "        An attempt has been made to start a new process before the",
+                     "        current process has finished its bootstrapping phase.", "",
+                     "        This probably means that you are not using fork"]
+    assert last_exception(bootstrapping) == (
+        "RuntimeError: An attempt has been made to start a new process before the current "
+        "process has finished its bootstrapping phase.")
+    assert last_exception(["Traceback (most recent call last):", "  ...",
+                           "_pickle.PicklingError: Can't pickle <function <lambda>>"]) == \
+        "_pickle.PicklingError: Can't pickle <function <lambda>>"
+    # the last exception wins (a chained traceback prints the cause first)
+    assert last_exception(["KeyError: 'a'", "", "During handling of the above exception, "
+                           "another exception occurred:", "ValueError: bad"]) == "ValueError: bad"
+    assert last_exception(["top level runs in pid 12", "note: something"]) is None
+
+
 # ------------------------------------------------------------------------------ claims
 def test_queue_deadlock_only_past_the_pipe_buffer(dashboard):
     small = findings(run_lesson(dashboard, "queue-deadlock", {"kilobytes": 16}))
