@@ -69,13 +69,14 @@ LESSON = Lesson(
     explanation=(
         "put() returns at once because a feeder thread in the child writes the pickled item "
         "into the queue's pipe later. A process does not exit until its feeder thread has "
-        "written everything, and a pipe holds only so many bytes (64 KiB here) until someone "
-        "reads. So when the main calls join() before get(), the main waits for the child to "
-        "exit, the child waits for the main to read, and neither ever moves: the stall banner "
-        "and the two stacks show the main in join() and the child's feeder thread in a pipe "
-        "write. A small item fits in the pipe and the same code works, which is why the bug "
-        "hides in tests. The fix is the order the multiprocessing docs give: get() everything "
-        "first, then join(). This lesson gives up after 6 s and ends the child itself."
+        "written everything, and a pipe holds only so many bytes (64 KiB by default on Linux) "
+        "until someone reads. So when the main calls join() before get(), the main waits for "
+        "the child to exit, the child waits for the main to read, and neither ever moves: the "
+        "stall banner and the two stacks show the main in join() and the child's feeder thread "
+        "in a pipe write. A small item fits in the pipe and the same code works, which is why "
+        "the bug hides in tests. The fix is the order the multiprocessing docs give: get() "
+        "everything first, then join(). This lesson gives up after 6 s and ends the child "
+        "itself."
     ),
     predict="The child puts 1 MiB on a Queue and the main joins it before calling get(). "
             "What happens? And with 16 KiB?",
