@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 
 import pytest
 
@@ -230,3 +231,18 @@ def test_a_hang_keeps_its_stall_snapshot_and_ends_itself(dashboard, lesson_id):
               for p in stalls[0]["processes"]}
     child = set().union(*(names for pid, names in frames.items() if pid != main_pid))
     assert HANGS[lesson_id](frames[main_pid], child), frames
+
+
+@pytest.mark.parametrize("lesson_id", ["queue-deadlock", "fork-with-threads"])
+def test_stop_during_the_hang_leaves_nothing(dashboard, lesson_id):
+    run = dashboard.engine.start_lesson(lesson_id, {})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(run.live_pids()) < 2:   # main + the stuck child
+        time.sleep(0.05)
+    time.sleep(1.0)                       # well inside the 6 s wait
+    dashboard.engine.stop(run.id)
+    dashboard.engine.wait(run.id, timeout=10)
+    data = dashboard.hub.snapshot(run)
+    assert data["state"] == "stopped", data["state"]
+    assert len(data["processes"]) >= 2 and all(p["ended_at"] for p in data["processes"])
+    # (the dashboard fixture then proves no process of the run is left)
