@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS frames (
     PRIMARY KEY (run, seq)) WITHOUT ROWID;
 """
 _TABLES = ("runs", "procs", "lines", "events", "frames")
-_SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "state", "started_at",
+_SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "python", "state", "started_at",
                    "ended_at", "result", "findings", "error", "seq", "time_limit")
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 import os
 import time
 
+from mpdash import protocol
+
 __all__ = ["available", "Stat", "parse_stat", "read_stat", "children_of", "environ", "env_value",
-           "parse_cpu_lines", "StatReader", "CoreMeter", "CLK_TCK", "PAGE_KIB"]
+           "command_name", "parse_cpu_lines", "StatReader", "CoreMeter", "CLK_TCK", "PAGE_KIB"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) // 1024
@@ -105,6 +107,27 @@ def env_value(pid: int, name: str, marker: str | None = None) -> str | None:
         if item.startswith(prefix):
             return item[len(prefix):].decode(errors="replace")
     return None
+
+
+def command_name(pid: int) -> str | None:
+    """A process's command line as a shell would spell it (``sleep 1.5``, see
+    ``protocol.command_text``); for a zombie, whose command line is gone, its ``comm``; None
+    when gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        args = []
+    if args and args[-1] == b"":
+        args.pop()
+    if args:
+        return protocol.command_text([a.decode(errors="replace") for a in args])
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read(_READ)
+        return data[data.index(b"(") + 1:data.rindex(b")")].decode(errors="replace") or None
+    except (OSError, ValueError):
+        return None
 
 
 class StatReader:

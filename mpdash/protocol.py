@@ -18,13 +18,15 @@ ENV_SERVER_PID = "MPDASH_SERVER_PID"  # the server's pid
 ENV_RUN_ID = "MPDASH_RUN_ID"          # the run id
 ENV_RUN_MAIN = "MPDASH_RUN_MAIN"      # "1" for the main program only (popped at start)
 ENV_ENGINE = "MPDASH_ENGINE"          # a token per server engine: tells its processes apart
+ENV_PACKAGE = "MPDASH_PACKAGE"        # the folder of the server's mpdash package (sitecustomize
+                                      # loads it from there; its parent is never on the path)
 
 # ------------------------------------------------------------------ message kinds (key "k")
 HELLO = "hello"        # first message of a process
-SPAWNED = "spawned"    # a parent: Process.start() returned
+SPAWNED = "spawned"    # a parent: Process.start() (or subprocess.Popen: role "child") returned
 CHILD = "child"        # a multiprocessing child, first thing in it
 EXITING = "exiting"    # a process is about to exit with code
-REAPED = "reaped"      # a parent's poll() saw a child's exit code
+REAPED = "reaped"      # a parent collected a child's exit code (os.wait*, subprocess, poll())
 TERMINATE = "terminate"  # a parent sent a signal to a child (terminate()/kill())
 OUT = "out"            # one printed line
 RESULT = "result"      # a lesson's return value
@@ -36,8 +38,8 @@ EVENT = "event"        # an Event (tracing, or a lesson's ctx.event)
 # The fields each kind carries besides k, pid and t. The engine's handler table must cover every
 # kind here (tests/test_protocol.py proves it), and docs/API.md must name each one.
 FIELDS: dict[str, tuple[str, ...]] = {
-    HELLO: ("role", "ppid", "via", "name"),
-    SPAWNED: ("child", "name", "daemon", "method"),
+    HELLO: ("role", "ppid", "via", "name", "python"),   # python: the main's interpreter only
+    SPAWNED: ("child", "name", "daemon", "method", "role"),   # role: absent = "worker"
     CHILD: ("name", "daemon"),
     EXITING: ("code",),
     REAPED: ("child", "code"),
@@ -56,9 +58,11 @@ QUEUE_PUT, QUEUE_GET = "queue_put", "queue_get"
 PIPE_SEND, PIPE_RECV = "pipe_send", "pipe_recv"
 SHARED_WRITE = "shared_write"
 TASK_START, TASK_END = "task_start", "task_end"
+MANAGER_CALL = "manager_call"   # a Manager proxy's method call: method in detail, proxy as channel
+SHM_CREATE, SHM_ATTACH, SHM_UNLINK = "shm_create", "shm_attach", "shm_unlink"   # shared_memory
 TRAFFIC = "traffic"    # a busy process's counts per channel instead of one event per message
 TRACED_EVENTS = (QUEUE_PUT, QUEUE_GET, PIPE_SEND, PIPE_RECV, SHARED_WRITE, TASK_START, TASK_END,
-                 TRAFFIC)
+                 MANAGER_CALL, SHM_CREATE, SHM_ATTACH, SHM_UNLINK, TRAFFIC)
 
 # Streams of an OUT message.
 STDOUT, STDERR = "out", "err"
@@ -67,6 +71,7 @@ STDOUT, STDERR = "out", "err"
 MAX_LINE = 4000        # characters of one printed line kept; the rest is cut with a marker
 MAX_DETAIL = 200       # characters of an event's repr
 MAX_ERROR = 4000       # characters of an error's text
+MAX_COMMAND = 120      # characters of a command line kept as a child's name
 
 
 def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
@@ -75,6 +80,14 @@ def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
     Positional-only, so an EVENT can carry its own ``kind`` field (the event's kind).
     """
     return {"k": kind, "pid": pid, "t": time.time() if t is None else t, **fields}
+
+
+def command_text(args) -> str:
+    """A command line as a shell spells it (``sleep 1.5``), cut to ``MAX_COMMAND``: a child's
+    name, whether its parent's ``subprocess`` or the server's ``/proc`` read gave it."""
+    import shlex   # here: only a run that starts children pays for it (and for re)
+    text = shlex.join(args)
+    return text if len(text) <= MAX_COMMAND else text[:MAX_COMMAND - 1] + "…"
 
 
 def encode(msg: dict) -> bytes | None:

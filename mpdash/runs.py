@@ -77,11 +77,15 @@ class Engine:
         return self._core.cgroups
 
     # =========================================================================== public API
-    def start_lesson(self, lesson_id: Any, params: Any = None) -> Run:
-        """Validate, check limits, start. Raises ParamError (400) or LimitError (429)."""
+    def start_lesson(self, lesson_id: Any, params: Any = None, python: str | None = None) -> Run:
+        """Validate, check limits, start. Raises ParamError (400) or LimitError (429).
+
+        ``python``: the interpreter's path (default: the server's); the caller vouches for it
+        (the CLI's ``--python``, or an id the server's own list resolved, never a path from HTTP).
+        """
         lesson = lessons.get(lesson_id)
         values = lessons.validate_params(lesson, params)
-        argv = [self.python, "-m", "mpdash.harness", lesson.module, json.dumps(values)]
+        argv = [python or self.python, "-m", "mpdash.harness", lesson.module, json.dumps(values)]
         run = Run(id=new_run_id(), lesson=lesson.id, title=lesson.title, params=values,
                   time_limit=self.hub.limits.run_seconds)
         return self._launched(self._call(launch.launch, run, argv, lesson.analyze, None, None))

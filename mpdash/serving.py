@@ -18,6 +18,7 @@ import argparse
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -91,6 +92,22 @@ def add_serve_options(parser: argparse.ArgumentParser, default_port: int = 5000)
                              "name than the bound address is refused (DNS rebinding)")
 
 
+def add_python_option(parser: argparse.ArgumentParser) -> None:
+    """``--python PATH`` (``serve`` and app.py, not ``watch``, whose program brings its own):
+    an interpreter the page may run lessons with, besides those found (mpdash/pythons.py)."""
+    parser.add_argument("--python", action="append", default=[], metavar="PATH",
+                        type=python_path,
+                        help="offer lessons on this CPython 3.10-3.14 too (repeat for several)")
+
+
+def python_path(text: str) -> str:
+    from mpdash import pythons
+    found = text if os.sep in text else shutil.which(text)
+    if not found or pythons.probe(found) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CPython 3.10-3.14 that runs here")
+    return os.path.abspath(found)
+
+
 class UsageError(Exception):
     """Nothing can be served as asked (busy port, unusable history folder): exit status 2."""
 
@@ -148,7 +165,8 @@ def _build(args, listener: socket.socket) -> Served:
 
     data_dir = args.data or paths.default_data_dir()
     try:
-        dashboard = Dashboard(hz=args.hz, data_dir=data_dir)
+        dashboard = Dashboard(hz=args.hz, data_dir=data_dir,
+                              pythons=tuple(getattr(args, "python", None) or ()))
     except (OSError, sqlite3.Error) as exc:
         raise UsageError(f"cannot keep run history in {data_dir}: {exc}; "
                          f"choose another with --data") from None

@@ -101,6 +101,7 @@ class Run:
     params: dict
     kind: str = "lesson"               # "lesson" or "watch"
     command: list | None = None        # watch: the user's command line
+    python: dict | None = None         # the main's interpreter: version, executable, gil_enabled...
     state: str = "starting"
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -130,7 +131,8 @@ class Run:
     def summary(self) -> dict:
         return {
             "id": self.id, "lesson": self.lesson, "title": self.title, "params": self.params,
-            "kind": self.kind, "command": self.command, "state": self.state,
+            "kind": self.kind, "command": self.command, "python": self.python,
+            "state": self.state,
             "started_at": self.started_at, "ended_at": self.ended_at,
             "duration": (self.ended_at or time.time()) - self.started_at,
             "result": self.result, "findings": self.findings, "error": self.error,
@@ -286,6 +288,11 @@ class Hub:
     def set_result(self, run: Run, value) -> None:
         with self._lock:
             run.result = value
+            self._publish_run(run)
+
+    def set_python(self, run: Run, info: dict) -> None:
+        with self._lock:
+            run.python = info
             self._publish_run(run)
 
     def set_error(self, run: Run, text: str) -> None:

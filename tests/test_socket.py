@@ -58,7 +58,9 @@ def test_start_streams_the_whole_run(sio):
 
 @pytest.mark.parametrize("payload", [None, 3, "pool-map", {"lesson": "nope"},
                                      {"lesson": "pool-map", "params": {"workers": -1}},
-                                     {"lesson": "pool-map", "params": "x"}])
+                                     {"lesson": "pool-map", "params": "x"},
+                                     {"lesson": "pool-map", "python": "nope"},
+                                     {"lesson": "pool-map", "python": "/usr/bin/python3"}])
 def test_bad_start_gets_an_error_ack(sio, payload, dashboard):
     ack = sio.call("start", payload, timeout=5)
     assert "error" in ack
@@ -72,3 +74,14 @@ def test_stop_over_the_socket(sio, live_server):
     assert final["state"] == "stopped"
     assert requests.get(f"{live_server}/api/runs/{ack['id']}").json()["state"] == "stopped"
     assert "error" in sio.call("stop", {"run": "nope"}, timeout=5)
+
+
+def test_start_on_another_interpreter_by_its_id(sio, dashboard):
+    """issue 12: ``start`` takes ``python``, an id of hello.system.pythons (never a path)."""
+    assert wait_until(lambda: sio.received)
+    listed = sio.received[0][1]["system"]["pythons"]
+    chosen = listed[-1]
+    ack = sio.call("start", {"lesson": "process-target", "python": chosen["id"]}, timeout=10)
+    assert ack.get("id") and ack["error"] is None, ack
+    run = dashboard.engine.wait(ack["id"], timeout=60)
+    assert run.state == "finished" and run.python["version"] == chosen["version"]

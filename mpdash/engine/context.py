@@ -37,6 +37,7 @@ class LiveRun:
     main_exited_at: float | None = None
     waiters: list = field(default_factory=list)      # futures resolved when the run ends
     killed: set = field(default_factory=set)         # pids the server itself SIGKILLed
+    named_by_proc: set = field(default_factory=set)  # children named from /proc: renamed on exec
     cgroup: RunCgroup | None = None                  # None: process group only (fallback)
 
 

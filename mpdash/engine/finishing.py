@@ -100,6 +100,7 @@ def finish(core: Core, live: LiveRun) -> None:
         os.unlink(live.sock_path)
     except OSError:
         pass
+    reaping.settle_unknown(core, live)
     state, error = _outcome(live)
     if live.analyze is not None and state == "finished":
         try:

@@ -32,12 +32,18 @@ def set_child_subreaper() -> bool:
 
 
 def run_env(core: Core, run: Run, sock_path: str) -> dict:
-    """The main program's environment: the server's, plus how to reach it and be recognised."""
+    """The main program's environment: the server's, plus how to reach it and be recognised.
+
+    Only ``BOOT_DIR`` (which holds sitecustomize.py alone) joins the path: the folder that holds
+    mpdash (a checkout, or the server's site-packages) would shadow the program's own packages
+    under its own interpreter. sitecustomize loads the package from ``ENV_PACKAGE`` instead.
+    """
     env = dict(os.environ)
     env.update({
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(
-            [BOOT_DIR, PROJECT_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+            [BOOT_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+        protocol.ENV_PACKAGE: PACKAGE_DIR,
         protocol.ENV_EVENTS: sock_path, protocol.ENV_SERVER_PID: str(core.server_pid),
         protocol.ENV_RUN_MAIN: "1", protocol.ENV_RUN_ID: run.id,
     })

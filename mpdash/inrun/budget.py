@@ -22,7 +22,9 @@ SUMMARY_PERIOD = 0.5        # s between traffic summaries of a busy process
 # The counter of a traffic summary that each traced event kind adds to.
 COUNTERS = {protocol.QUEUE_PUT: "puts", protocol.QUEUE_GET: "gets", protocol.PIPE_SEND: "sends",
             protocol.PIPE_RECV: "recvs", protocol.SHARED_WRITE: "writes",
-            protocol.TASK_START: "tasks_started", protocol.TASK_END: "tasks_ended"}
+            protocol.TASK_START: "tasks_started", protocol.TASK_END: "tasks_ended",
+            protocol.MANAGER_CALL: "calls", protocol.SHM_CREATE: "creates",
+            protocol.SHM_ATTACH: "attaches", protocol.SHM_UNLINK: "unlinks"}
 
 
 class Budget:

@@ -27,11 +27,22 @@ def _describe(func, args) -> tuple[int, str]:
         chunk = [a[0] if isinstance(a, tuple) and len(a) == 1 else a for a in args[0]]
         fname = getattr(func.args[0], "__name__", repr(func.args[0]))
         return len(chunk), f"{fname} over {short_repr(chunk)}"
+    items = getattr(func, "items", None)
+    if type(func).__name__ == "BatchedCalls" and isinstance(items, list) and items:
+        # joblib.Parallel sends its calls in batches: [(func, args, kwargs), ...]
+        first, args, kwargs = items[0]
+        fname = getattr(getattr(first, "func", first), "__name__", repr(first))
+        if len(items) == 1:
+            shown = ([short_repr(a) for a in args]
+                     + [f"{k}={short_repr(v)}" for k, v in kwargs.items()])
+            return 1, f"{fname}({', '.join(shown)})"
+        calls = [i[1][0] if len(i[1]) == 1 and not i[2] else i[1] for i in items]
+        return len(items), f"{fname} over {short_repr(calls)}"
     fname = getattr(getattr(func, "func", func), "__name__", repr(func))
     return 1, f"{fname}({', '.join(short_repr(a) for a in args)})"
 
 
-def _timed(func, channel: str, msg: str, poll=None, **ids):
+def timed(func, channel: str, msg: str, poll=None, **ids):
     @functools.wraps(func)
     def run_task(*args, **kwargs):
         if budget.is_paused():
@@ -146,7 +157,7 @@ def patch_pool(pool) -> None:
         job, i, func, args, kwds = task
         if func is pool._helper_reraises_exception:
             return task
-        return (job, i, _timed(func, channel, f"{channel}/{job}/{i}", poll, job=job, index=i),
+        return (job, i, timed(func, channel, f"{channel}/{job}/{i}", poll, job=job, index=i),
                 args, kwds)
 
     def worker(inqueue, outqueue, *args, **kwargs):
@@ -214,7 +225,7 @@ def patch_executor(process) -> None:
     def wrap(item, channel, poll):
         if item is None or budget.is_paused():
             return item
-        fn = _timed(item.fn, channel, f"{channel}/{item.work_id}", poll, work_id=item.work_id)
+        fn = timed(item.fn, channel, f"{channel}/{item.work_id}", poll, work_id=item.work_id)
         return process._CallItem(item.work_id, fn, item.args, item.kwargs)
 
     def _process_worker(call_queue, *args, **kwargs):

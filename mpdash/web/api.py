@@ -68,17 +68,17 @@ def start_run():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object: {\"lesson\": id, \"params\": {...}}")
-    unknown = set(body) - {"lesson", "params"}
+    unknown = set(body) - {"lesson", "params", "python"}
     if unknown:
         return _error(400, f"unknown field {sorted(map(str, unknown))[0][:64]!r}")
     if "lesson" not in body:
         return _error(400, "field 'lesson' is required")
-    return _start(body.get("lesson"), body.get("params"))
+    return _start(body.get("lesson"), body.get("params"), body.get("python"))
 
 
-def _start(lesson, params):
+def _start(lesson, params, python=None):
     try:
-        run = _dash().engine.start_lesson(lesson, params)
+        run = _dash().start_lesson(lesson, params, python)
     except ParamError as exc:
         return _error(400, str(exc))
     except LimitError as exc:

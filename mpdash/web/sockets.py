@@ -58,7 +58,7 @@ def init_app(app, socketio: SocketIO) -> None:
         roles.pop(request.sid, None)
         dash.hub.viewer_left()
 
-    # start {lesson, params} -> ack: the Run, or {error}
+    # start {lesson, params, python?} -> ack: the Run, or {error}
     @socketio.on("start")
     def on_start(data=None):
         denied = refused("start")
@@ -66,11 +66,11 @@ def init_app(app, socketio: SocketIO) -> None:
             return denied
         if not isinstance(data, dict) or "lesson" not in data:
             return {"error": "start takes {\"lesson\": id, \"params\": {...}}"}
-        unknown = set(data) - {"lesson", "params"}
+        unknown = set(data) - {"lesson", "params", "python"}
         if unknown:
             return {"error": f"unknown field {sorted(map(str, unknown))[0][:64]!r}"}
         try:
-            run = dash.engine.start_lesson(data.get("lesson"), data.get("params"))
+            run = dash.start_lesson(data.get("lesson"), data.get("params"), data.get("python"))
         except ParamError as exc:
             return {"error": str(exc)}
         except LimitError as exc:
