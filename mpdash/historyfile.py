@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS frames (
 """
 _TABLES = ("runs", "procs", "lines", "events", "frames")
 _SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "python", "state", "started_at",
-                   "ended_at", "result", "findings", "error", "seq", "time_limit")
+                   "ended_at", "result", "findings", "pools", "error", "seq", "time_limit")
 
 
 def _dumps(value) -> str:
@@ -212,6 +212,7 @@ class HistoryFile:
             run = Run(id=run_id, **{k: data.get(k) for k in _SUMMARY_FIELDS if k in data})
             run.params = run.params or {}
             run.findings = run.findings or []
+            run.pools = run.pools or []
             run.marks = [tuple(m) for m in json.loads(marks)]
             run.output_dropped = dropped
             runs[run_id] = run

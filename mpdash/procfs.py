@@ -19,13 +19,16 @@ psutil stays the portable path (``mpdash.sampler`` falls back to it when ``/proc
 """
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import time
 
 from mpdash import protocol
 
 __all__ = ["available", "Stat", "parse_stat", "read_stat", "children_of", "environ", "env_value",
-           "command_name", "parse_cpu_lines", "StatReader", "CoreMeter", "CLK_TCK", "PAGE_KIB"]
+           "command_name", "parse_cpu_lines", "StatReader", "CoreMeter", "CLK_TCK", "PAGE_KIB",
+           "process_cpu_ns", "has_process_cpu_clock"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) // 1024
@@ -53,7 +56,9 @@ class Stat(tuple):
 def parse_stat(data: bytes) -> Stat:
     """Parse a ``/proc/<pid>/stat`` line. The command name may hold spaces and parentheses,
     so fields are counted from the *last* ``)``. Field numbers as in proc(5)."""
-    fields = data[data.rindex(b")") + 2:].split()
+    # Split no further than field 39 (processor): the sampler parses every process ten times a
+    # second, and the dozen fields after it cost a third of the parse.
+    fields = data[data.rindex(b")") + 2:].split(None, 37)
     # fields[0] is field 3 (state); field n is fields[n - 3]
     return Stat((chr(fields[0][0]),
                  int(fields[11]) + int(fields[12]),      # 14 utime + 15 stime
@@ -167,6 +172,34 @@ class StatReader:
             self.forget(pid)
 
 
+def _cpu_clock_id(pid: int) -> int:
+    """The kernel's CPU clock of process ``pid`` (all its threads, ended ones included), as
+    glibc's ``clock_getcpuclockid`` builds it: ``(~pid << 3) | CPUCLOCK_SCHED``. Linux lets
+    any user read any process's clock, in nanoseconds, and still while it is a zombie."""
+    return ((~pid) << 3) | 2
+
+
+def process_cpu_ns(pid: int) -> int | None:
+    """Nanoseconds of CPU process ``pid`` has used (None: gone, reaped, or no such clock).
+
+    Why not ``stat``'s utime+stime: they are counted in 10 ms ticks, so a 16 ms window right
+    after a birth reads 0, 10, 20 or 30 ms of CPU (0-190 %) for a process that ran 16 ms; and
+    ``/proc/<pid>/schedstat`` is the main thread's alone. One syscall, ~0.5 us."""
+    try:
+        return time.clock_gettime_ns(_cpu_clock_id(pid))
+    except (OSError, OverflowError, AttributeError):
+        return None
+
+
+def has_process_cpu_clock() -> bool:
+    return sys.platform.startswith("linux") and process_cpu_ns(os.getpid()) is not None
+
+
+def boot_clock():
+    """``boot_seconds`` as a C-level callable: the sampler calls it once per process-sample."""
+    return functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
+
+
 def boot_seconds() -> float:
     """Seconds since boot on the clock ``starttime`` counts on."""
     return time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -210,7 +243,9 @@ class CoreMeter:
         out = []
         for (busy, total), (pbusy, ptotal) in zip(now, self._prev):
             dt = total - ptotal
-            out.append(round(100.0 * (busy - pbusy) / dt, 1) if dt > 0 else 0.0)
+            # Bounded: iowait may go backwards (proc(5)), which would push busy past total.
+            share = 100.0 * (busy - pbusy) / dt if dt > 0 else 0.0
+            out.append(round(min(100.0, max(0.0, share)), 1))
         self._prev = now
         return out
 

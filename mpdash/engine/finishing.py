@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+from mpdash import pools as pool_insights
 from mpdash import procfs
 from mpdash.engine import reaping, stopping, streams
 from mpdash.engine.context import Core, LiveRun
@@ -14,6 +15,7 @@ from mpdash.engine.context import Core, LiveRun
 log = logging.getLogger(__name__)
 
 DISCOVERY_PERIOD = 0.5      # s between scans for children the probe cannot report
+DISCOVERY_SHARE = 0.005     # at most this share of a core spent scanning, scans spaced out
 LEFTOVER_GRACE = 0.5        # s after the main's exit before what is left of the run is killed
 FINALIZE_GRACE = 1.0        # s more to collect the last exits and output before the run ends
 STRAYS_AFTER = 5.0          # s after a run's end during which its stray zombies are reaped
@@ -33,10 +35,14 @@ def tick(core: Core) -> float | None:
         if live.main_exited_at is not None:
             maybe_finish(core, live, now)
     if (core.live or now < core.strays_until) and now >= core.next_discovery:
-        core.next_discovery = now + DISCOVERY_PERIOD
+        spent = time.thread_time()
         if core.live:
             reaping.discover(core)
         reaping.reap_strays(core)
+        # A scan's cost grows with the processes it reads: past DISCOVERY_SHARE of a core the
+        # scans space out (what the probe reports, multiprocessing's children, is never late).
+        spent = time.thread_time() - spent
+        core.next_discovery = time.monotonic() + max(DISCOVERY_PERIOD, spent / DISCOVERY_SHARE)
     return _next_timeout(core)
 
 
@@ -108,10 +114,25 @@ def finish(core: Core, live: LiveRun) -> None:
             hub.add_findings(run, hub.atomic(live.analyze, run) or [])
         except Exception:
             log.exception("analysis of run %s", run.id)
+    pools = _pool_insights(hub, run)
     del core.live[run.id]
     core.strays_until = time.monotonic() + STRAYS_AFTER
     reaping.reap_strays(core)
-    hub.set_state(run, state, ended_at=time.time(), error=error)
+    hub.set_state(run, state, ended_at=time.time(), error=error, pools=pools)
     for fut in live.waiters:
         if not fut.done():
             fut.set_result(run)
+
+
+def _pool_insights(hub, run) -> list:
+    """Every pool of the run (docs/API.md ``Pool``) and its findings, whatever the run's end:
+    a stopped run's pool still had workers. Computed on copies, outside the Hub's lock."""
+    try:
+        events, processes, frames = hub.atomic(
+            lambda: (list(run.events), dict(run.processes), list(run.frames)))
+        pools, found = pool_insights.insights(events, processes, frames)
+        hub.add_findings(run, found)
+        return pools
+    except Exception:
+        log.exception("pool insights of run %s", run.id)
+        return []

@@ -90,6 +90,7 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         if cgroup is not None:
             core.cgroups.release(cgroup)
         raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+    lower_priority(popen.pid, limits.run_nice)
     live = LiveRun(run=run, popen=popen, listener=listener, sock_path=sock_path,
                    analyze=analyze, echo=echo, cgroup=cgroup)
     if run.time_limit:
@@ -106,6 +107,18 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     reaping.birth(core, live, popen.pid, ppid=core.server_pid, role="main", name="MainProcess")
     core.hub.set_state(run, "running")
     return run
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Make the new main ``nice`` steps nicer (Limits.run_nice); everything it starts inherits it.
+    Right after exec, before the program can start anything: Popen returns once exec is done
+    and an interpreter's start-up alone takes tens of ms. Raising niceness needs no privilege."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+    except OSError:   # already gone: its exit is seen as usual
+        pass
 
 
 def start_watchdog(python: str, marker: str, cgroups: Cgroups) -> subprocess.Popen | None:

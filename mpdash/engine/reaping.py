@@ -143,6 +143,10 @@ def discover(core: Core) -> None:
     adopt(core, my_children)
     for live in list(core.live.values()):
         run = live.run
+        # With a cgroup, one read of it lists every process of the run, however started:
+        # reading every live process's children (a listdir and a file per thread) cost ~40 us
+        # a process, 2 % of a core twice a second with 256 processes.
+        in_cgroup = live.cgroup.pids() if live.cgroup is not None else None
         for pid in list(run.live_pids()):
             stat = procfs.read_stat(pid)
             if stat is None:
@@ -153,10 +157,17 @@ def discover(core: Core) -> None:
                 core.hub.publish_proc(run, proc, "update")
             if pid in live.named_by_proc:
                 rename(core, live, pid)
-            for child in procfs.children_of(pid) - set(run.processes):
-                # Unreported so far: a multiprocessing child says hello at once and becomes a
-                # worker then; what stays a child is what the probe cannot see (exec'd programs).
-                birth(core, live, child, ppid=pid, role=CHILD)
+            if in_cgroup is None:
+                for child in procfs.children_of(pid) - set(run.processes):
+                    # Unreported so far: a multiprocessing child says hello at once and
+                    # becomes a worker then; what stays a child is what the probe cannot see
+                    # (exec'd programs).
+                    birth(core, live, child, ppid=pid, role=CHILD)
+        for pid in sorted((in_cgroup or set()) - set(run.processes)):
+            stat = procfs.read_stat(pid)
+            if stat is not None:
+                birth(core, live, pid, ppid=stat.ppid, role=CHILD,
+                      orphan=stat.ppid == core.server_pid)
         # Orphans that died before we noticed them are our zombies now: reap them.
         for pid in my_children & set(run.processes):
             if pid != run.main_pid and pid not in live.pidfds:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import weakref
 
@@ -65,7 +66,7 @@ def timed(func, channel: str, msg: str, poll=None, **ids):
                             short_repr(result) if ok else "raised", items=items, ok=ok,
                             seconds=round(time.perf_counter() - started, 6), **ids)
             else:
-                budget.count(protocol.TASK_END, channel)
+                budget.count_task(channel, time.perf_counter() - started, items, text[:200])
                 # Out of work: send the counts before the result goes back (see TaskTap).
                 if (poll is not None and budget.pending() and budget.since_flush() >= IDLE_GAP
                         and not _ready(poll)):
@@ -145,6 +146,7 @@ class TaskTap:
 
 
 _thread_pools = weakref.WeakKeyDictionary()   # a ThreadPool's task queue -> its channel
+_thread_channels: set = set()                  # the channels of this process's ThreadPools
 
 
 def patch_pool(pool) -> None:
@@ -157,8 +159,11 @@ def patch_pool(pool) -> None:
         job, i, func, args, kwds = task
         if func is pool._helper_reraises_exception:
             return task
-        return (job, i, timed(func, channel, f"{channel}/{job}/{i}", poll, job=job, index=i),
-                args, kwds)
+        ids = {"job": job, "index": i}
+        if channel in _thread_channels:
+            # A ThreadPool's workers share one pid: the thread tells them apart (we are in it).
+            ids["tid"] = threading.get_native_id()
+        return (job, i, timed(func, channel, f"{channel}/{job}/{i}", poll, **ids), args, kwds)
 
     def worker(inqueue, outqueue, *args, **kwargs):
         channel = getattr(inqueue, naming.POOL, None) or _thread_pools.get(inqueue, "Pool")
@@ -176,7 +181,8 @@ def patch_pool(pool) -> None:
     def _setup_thread_queues(self):
         original_thread_setup(self)
         # queue.SimpleQueue takes no attributes; its workers are threads of this process
-        _thread_pools[self._inqueue] = naming.new_name(type(self).__name__)
+        name = _thread_pools[self._inqueue] = naming.new_name(type(self).__name__)
+        _thread_channels.add(name)
 
     original_thread_setup = pool.ThreadPool._setup_queues
     pool.Pool._setup_queues = _setup_queues
