@@ -189,7 +189,6 @@ def test_pool_overhead_tiny_tasks_lose_batches_win(dashboard):
     # side for a whole run, so a claim gets a few runs, then fails (never skips).
     slow = speedup_until(dashboard, False, lambda s: s < 1, tries=3)
     assert slow[-1]["speedup"] < 1, f"chunksize 1 should lose to the loop: {slow}"
-    assert slow[-1]["pool_cores"] < 1.2, slow   # the workers mostly wait for messages
     fast = speedup_until(dashboard, True, lambda s: s > 1.2, tries=6)
     # Whatever the load: batching cuts the pool's own time to well under half.
     assert min(f["pool_s"] for f in fast) < 0.5 * min(s["pool_s"] for s in slow), (slow, fast)

@@ -63,10 +63,9 @@ def main(ctx, fixed=False, tasks=10000, workers=2, repeats=3, start_method="fork
                 f"Pool({workers}).map took {pooled:.3f} s (best of {repeats}), "
                 f"{pooled / messages * 1e6:,.0f} µs per message.", unit="s")
     ctx.finding("pool_cores", round(cores, 2),
-                f"During that map the {workers} workers used {cores:.2f} cores"
-                + (": mostly they waited for the next message" if cores < 0.6 * workers else
-                   ": busy nearly all the time")
-                + f"; the loop had {serial_cores:.2f} of one core.", unit="cores")
+                f"During that map the {workers} workers used {cores:.2f} cores of CPU (the "
+                f"kernel's count, their messaging included); the loop had "
+                f"{serial_cores:.2f} of one core.", unit="cores")
     ctx.finding("speedup", round(speedup, 2),
                 f"Speedup {speedup:.2f}×: the pool of {workers} was "
                 + (f"{1 / speedup:.1f}× slower than the plain loop"
