@@ -54,10 +54,11 @@ class Server:
     """``with Server(hz=10) as srv``: srv.url, srv.pid; srv.watch(argv) starts a watched run."""
 
     def __init__(self, hz: float = 10.0, backend: str = "auto", data: str | None = None,
-                 nice: int | None = None):
+                 nice: int | None = None, stacks: bool = True):
         self.args = [sys.executable, "-m", "benchmarks._server", "--hz", str(hz),
                      "--backend", backend] + (["--data", data] if data else []) \
-            + (["--nice", str(nice)] if nice is not None else [])
+            + (["--nice", str(nice)] if nice is not None else []) \
+            + ([] if stacks else ["--no-stacks"])
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--data", default=None, help="history folder (default: none kept)")
     parser.add_argument("--nice", type=int, default=Limits.run_nice, help="Limits.run_nice")
+    parser.add_argument("--no-stacks", action="store_true",
+                        help="runs start without the in-run stacks half (bench_stacks)")
     args = parser.parse_args()
     # 256 forked workers sum to ~3 GiB of RSS, mostly the same shared pages: no memory limit.
     dash = Dashboard(Limits(max_processes=600, max_runs=8, run_seconds=600, run_tasks=2048,
@@ -37,6 +39,7 @@ def main() -> None:
         from mpdash.sampler import make_backend
         dash.sampler.backend.close()
         dash.sampler.backend = make_backend(args.backend)
+    dash.engine.stacks_enabled = not args.no_stacks
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
     app = create_app(dash)
 

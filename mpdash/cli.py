@@ -108,7 +108,7 @@ def cmd_run(args) -> int:
         if data["result"] is not None:
             print(f"result: {json.dumps(data['result'])}")
         for finding in data["findings"]:
-            print(f"  - {finding['text']}")
+            print(f"  {'★' if finding.get('headline') else '-'} {finding['text']}")
         if args.trace:
             print(f"trace written to {args.trace} (open it in https://ui.perfetto.dev)")
         if args.csv:

@@ -16,6 +16,8 @@ from mpdash import lessons
 from mpdash.pythons import Pythons
 from mpdash.runs import Engine
 from mpdash.sampler import Sampler
+from mpdash.stacks import Stacks
+from mpdash.stall import DEFAULT_STALL, StallWatch
 from mpdash.state import Hub, Limits
 
 __all__ = ["Dashboard"]
@@ -23,10 +25,13 @@ __all__ = ["Dashboard"]
 
 class Dashboard:
     def __init__(self, limits: Limits | None = None, hz: float = 10.0,
-                 data_dir: str | None = None, cgroups: bool = True, pythons: tuple = ()):
+                 data_dir: str | None = None, cgroups: bool = True, pythons: tuple = (),
+                 stall: float = DEFAULT_STALL):
         """``data_dir``: where run history is kept (SQLite, see store.py); None keeps nothing.
         ``cgroups``: False forces the process-group fallback (tests of that path).
-        ``pythons``: interpreters (paths, the server's ``--python``) offered besides those found."""
+        ``pythons``: interpreters (paths, the server's ``--python``) offered besides those found.
+        ``stall``: seconds without progress before a run's stacks are taken by themselves
+        (stall.py); 0 turns that off."""
         if not 1 <= hz <= 50:
             raise ValueError("sample rate must be between 1 and 50 Hz")
         self.hub = Hub(limits or Limits(), sample_hz=hz)
@@ -43,6 +48,8 @@ class Dashboard:
                              cgroups=cgroups)
         self.sampler.start()
         self.pythons = Pythons(pythons)
+        self.stacks = Stacks(self.hub, self.engine.stacks_folder)
+        self.stall = StallWatch(self.hub, self.stacks, stall)
         self._closed = False
 
     @property
@@ -64,6 +71,7 @@ class Dashboard:
             "sampler": self.sampler.backend.name,
             "cgroups": self.engine.cgroups.mode,
             "subreaper": self.engine.subreaper,
+            "stall": self.stall.stall,
             "history": self.history(),
         }
 
@@ -91,6 +99,7 @@ class Dashboard:
         if self._closed:
             return
         self._closed = True
+        self.stall.close()
         self.engine.shutdown()
         self.sampler.stop()
         if self.store is not None:

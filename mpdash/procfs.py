@@ -251,3 +251,42 @@ class CoreMeter:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+# ------------------------------------------------------------------ where a process waits
+# Read when a run's stacks are taken (mpdash/stacks.py): what the kernel says about a process,
+# Python or not. Each answers None when the file is gone or unreadable (not our process).
+
+def read_text(path: str, size: int = 4096) -> str | None:
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return f.read(size).decode("ascii", "replace")
+    except OSError:
+        return None
+
+
+def caught_signals(pid: int) -> int | None:
+    """The ``SigCgt`` mask of ``/proc/<pid>/status``: bit n-1 set when signal n has a handler."""
+    text = read_text(f"/proc/{pid}/status", 8192)
+    for line in (text or "").split("\n"):
+        if line.startswith("SigCgt:"):
+            return int(line.split()[1], 16)
+    return None
+
+
+def wchan(pid: int) -> str | None:
+    """The kernel function a sleeping process waits in (``do_wait``, ``pipe_write``...)."""
+    text = read_text(f"/proc/{pid}/wchan", 256)
+    return text.strip() if text and text.strip() not in ("", "0") else None
+
+
+def syscall(pid: int) -> int | str | None:
+    """The number of the system call the process's main thread is blocked in, ``"running"``,
+    or None (not in a system call, or the file is unreadable without ptrace rights)."""
+    text = read_text(f"/proc/{pid}/syscall", 256)
+    if not text:
+        return None
+    first = text.split()[0] if text.split() else ""
+    if first == "running":
+        return "running"
+    return int(first) if first.isdigit() else None

@@ -18,6 +18,7 @@ ENV_SERVER_PID = "MPDASH_SERVER_PID"  # the server's pid
 ENV_RUN_ID = "MPDASH_RUN_ID"          # the run id
 ENV_RUN_MAIN = "MPDASH_RUN_MAIN"      # "1" for the main program only (popped at start)
 ENV_ENGINE = "MPDASH_ENGINE"          # a token per server engine: tells its processes apart
+ENV_STACKS = "MPDASH_STACKS"          # the run's folder of stack dumps (see stacks_file)
 ENV_PACKAGE = "MPDASH_PACKAGE"        # the folder of the server's mpdash package (sitecustomize
                                       # loads it from there; its parent is never on the path)
 
@@ -47,7 +48,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     OUT: ("s", "x"),
     RESULT: ("value",),
     ERROR: ("text",),
-    FINDING: ("key", "value", "text", "unit"),
+    FINDING: ("key", "value", "text", "unit", "headline"),
     MARK: ("label", "detail"),
     EVENT: ("kind", "channel", "msg", "size", "detail"),  # plus any extra fields of the kind
 }
@@ -150,3 +151,18 @@ class LineBuffer:
 
     def __bool__(self) -> bool:
         return bool(self._parts)
+
+
+# ------------------------------------------------------------------ stack dumps (issue 11)
+# Every Python process of a run registers faulthandler for STACKS_SIGNAL_NAME, dumping its threads
+# into its own file stacks_file(<ENV_STACKS>, pid); the engine sends the signal and reads the
+# file. SIGURG because its default action is to do nothing: sent to a process that never
+# registered (a non-Python child, a program that exec'd) it changes nothing, and hardly any
+# program handles it (it only reports out-of-band TCP data to a socket owner set with
+# F_SETOWN; Go chose it for goroutine preemption for the same reasons). See mpdash/inrun/stacks.py.
+STACKS_SIGNAL_NAME = "SIGURG"
+
+
+def stacks_file(folder: str, pid: int) -> str:
+    """Where the process ``pid`` of a run writes its stack dumps."""
+    return f"{folder}/{pid}.txt"

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import finishing, launch, reaping, stopping
-from mpdash.engine.context import Core, LimitError
+from mpdash.engine.context import Core, LimitError, stacks_folder
 from mpdash.engine.launch import BOOT_DIR, PROJECT_ROOT
 from mpdash.engine.reactor import Reactor
 from mpdash.state import Hub, Run, new_run_id
@@ -75,6 +75,19 @@ class Engine:
     @property
     def cgroups(self) -> Cgroups:
         return self._core.cgroups
+
+    @property
+    def stacks_enabled(self) -> bool:
+        """Whether new runs carry the in-run stacks half (off only to measure its cost)."""
+        return self._core.stacks
+
+    @stacks_enabled.setter
+    def stacks_enabled(self, on: bool) -> None:
+        self._core.stacks = bool(on)
+
+    def stacks_folder(self, run_id: str) -> str:
+        """Where the processes of a run write their stack dumps (mpdash/stacks.py)."""
+        return stacks_folder(self._core, run_id)
 
     # =========================================================================== public API
     def start_lesson(self, lesson_id: Any, params: Any = None, python: str | None = None) -> Run:

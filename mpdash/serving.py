@@ -28,6 +28,7 @@ import webbrowser
 from typing import Callable
 
 from mpdash import paths
+from mpdash.stall import DEFAULT_STALL
 from mpdash.hostnames import host_name
 
 __all__ = ["EXIT_OK", "EXIT_RUN_FAILED", "EXIT_BAD_ARGS", "add_serve_options", "serve",
@@ -64,6 +65,14 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def stall_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):   # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a number of seconds, got {text!r}")
+    return value
 def _allow_host(text: str) -> str:
     try:
         return host_name(text)
@@ -86,6 +95,9 @@ def add_serve_options(parser: argparse.ArgumentParser, default_port: int = 5000)
     parser.add_argument("--token", default=None,
                         help="presenter token (default: $MPDASH_TOKEN, or generated when bound "
                              "to anything but 127.0.0.1/localhost/::1)")
+    parser.add_argument("--stall", metavar="S", default=DEFAULT_STALL, type=stall_seconds,
+                        help=f"take a live run's stacks by themselves after S seconds without "
+                             f"progress (default {DEFAULT_STALL:g}; 0: off)")
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         type=_allow_host,
                         help="also answer requests that name this host (repeatable); any other "
@@ -165,7 +177,7 @@ def _build(args, listener: socket.socket) -> Served:
 
     data_dir = args.data or paths.default_data_dir()
     try:
-        dashboard = Dashboard(hz=args.hz, data_dir=data_dir,
+        dashboard = Dashboard(hz=args.hz, data_dir=data_dir, stall=args.stall,
                               pythons=tuple(getattr(args, "python", None) or ()))
     except (OSError, sqlite3.Error) as exc:
         raise UsageError(f"cannot keep run history in {data_dir}: {exc}; "

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+from mpdash.verdict import one_headline
+
 __all__ = ["Hub", "Run", "Proc", "Limits", "new_run_id", "END_KINDS", "RUN_STATES"]
 
 RUN_STATES = ("starting", "running", "finished", "failed", "stopped")
@@ -23,6 +25,7 @@ END_KINDS = ("exit", "crash", "terminated", "killed")
 MAX_OUTPUT_LINES = 20_000      # per run; past that, lines are counted, not kept
 MAX_EVENTS = 20_000            # per run
 MAX_FRAMES = 36_000            # per run: one hour at 10 Hz
+MAX_STACKS = 20                # Snapshots per run (mpdash/stacks.py); the oldest go first
 MAX_ERROR = 4000               # characters of a run's error text kept (its last ones)
 
 _ids = itertools.count(1)
@@ -120,6 +123,7 @@ class Run:
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_EVENTS))
     frames: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_FRAMES))
     marks: list = field(default_factory=list)               # (t, label, detail) from ctx.mark
+    stacks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_STACKS))
     output_dropped: int = 0
     time_limit: float | None = None
     # Engine-side bookkeeping, never sent.
@@ -157,6 +161,7 @@ class Run:
         data["events"] = [e for e in self.events if e["seq"] > since]
         data["metrics"] = [f for f in self.frames if f["seq"] > since]
         data["marks"] = [{"t": t, "label": label, "detail": d} for t, label, d in self.marks]
+        data["stacks"] = [s for s in self.stacks if s["seq"] > since]
         data["output_dropped"] = self.output_dropped
         return data
 
@@ -308,13 +313,13 @@ class Hub:
             self._publish_run(run)
 
     def add_findings(self, run: Run, found: list[dict]) -> None:
-        """Add findings, each replacing an earlier one with its key."""
+        """Add findings, each replacing an earlier one with its key; one headline at most."""
         found = list(found)
         if not found:
             return
         with self._lock:
             keys = {f["key"] for f in found}
-            run.findings = [f for f in run.findings if f["key"] not in keys] + list(found)
+            run.findings = one_headline([f for f in run.findings if f["key"] not in keys] + found)
             self._publish_run(run)
 
     def add_mark(self, run: Run, t: float, label: str, detail: dict, pid: int | None) -> None:
@@ -365,6 +370,18 @@ class Hub:
             run.events.append(event)
             self.publish("event", event)
             return event
+
+    def add_stacks(self, run: Run, snapshot: dict) -> dict | None:
+        """Keep and publish a Snapshot of a live run; None once the run has ended (an ended
+        run's record is final: its history and exports are already written)."""
+        with self._lock:
+            if not run.live:
+                return None
+            snapshot["seq"] = run.seq = self.next_seq()
+            snapshot["run"] = run.id
+            run.stacks.append(snapshot)
+            self.publish("stacks", snapshot)
+            return snapshot
 
     def add_frame(self, frame: dict, per_run: dict[str, list[int]], push: bool = True) -> None:
         """One sample of every live process. ``frame`` holds aligned columns for all of them;

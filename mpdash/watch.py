@@ -104,6 +104,20 @@ def _stdin_for_run():
     return read_end, lambda: os.close(read_end)
 
 
+def _stall_printer(run_id: str, echo: _Echo):
+    """A stalled run explains itself on stderr, like ``py-spy dump`` (mpdash/stacks.py). Hub
+    listeners run under its lock: this only queues the lines for the echo thread."""
+    from mpdash.stacks import format_snapshot
+
+    def show(name, msg):
+        if name == "stacks" and msg["run"] == run_id and msg["reason"] == "stall":
+            lines = format_snapshot(msg)
+            echo("err", f"mpdash: {lines[0]}")
+            for line in lines[1:]:
+                echo("err", line)
+    return show
+
+
 def _program_exists(argv0: str) -> bool:
     if os.sep in argv0:
         return os.path.isfile(argv0) and os.access(argv0, os.X_OK)
@@ -142,6 +156,7 @@ def _watch_run(served, command: list[str], args) -> int:
         return EXIT_BAD_ARGS
     finally:
         close_stdin()   # the program has its own copy now
+    dash.hub.subscribe(_stall_printer(run.id, echo))
     # Open mode: the bare base URL, which scripts extend with /api/...
     url = served.link if served.token else served.base
     say(f"watching {shlex.join(command)} as run {run.id} — {url}  (Ctrl-C to stop)")

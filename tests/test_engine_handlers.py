@@ -136,7 +136,7 @@ def _check_error(core, live, worker, published):
 
 
 def _check_finding(core, live, worker, published):
-    finding = {"key": "speedup", "value": 1.9, "text": "1.9x faster", "unit": "x"}
+    finding = {"key": "speedup", "value": 1.9, "text": "1.9x faster", "unit": "x", "headline": True}
     assert live.run.findings == [finding]
     assert _runs(published)[-1]["findings"] == [finding]
 
@@ -165,7 +165,7 @@ CASES = {
     protocol.RESULT: (lambda main: dict(value=[1, 4, 9]), _check_result),
     protocol.ERROR: (lambda main: dict(text="Traceback: boom"), _check_error),
     protocol.FINDING: (lambda main: dict(key="speedup", value=1.9, text="1.9x faster",
-                                         unit="x"), _check_finding),
+                                         unit="x", headline=True), _check_finding),
     protocol.MARK: (lambda main: dict(label="phase 2", detail={"n": 2}), _check_mark),
     protocol.EVENT: (lambda main: dict(kind="put", channel="Queue-1", msg=1, size=8,
                                        detail="1", extra=7, run="forged"), _check_event),

@@ -29,7 +29,10 @@ EXPECTED = {
 def run_lesson(dashboard, lesson_id, params=None, timeout=60):
     run = dashboard.engine.start_lesson(lesson_id, params or {})
     dashboard.engine.wait(run.id, timeout=timeout)
-    return dashboard.hub.snapshot(run)
+    data = dashboard.hub.snapshot(run)
+    if data["state"] == "finished":   # whatever its parameters, a finished run has one verdict
+        assert [f["headline"] for f in data["findings"]].count(True) == 1, data["findings"]
+    return data
 
 
 @pytest.mark.parametrize("lesson_id", sorted(EXPECTED))
@@ -43,6 +46,10 @@ def test_defaults_reproduce_the_tutorial(dashboard, lesson_id):
         assert data["result"] == expected
     found = {f["key"]: f for f in data["findings"]}
     assert keys <= set(found), sorted(found)
+    # The verdict the page shows in large type: exactly one finding is this run's headline.
+    headlines = [f["key"] for f in data["findings"] if f["headline"] is True]
+    assert len(headlines) == 1, (headlines, data["findings"])
+    assert all(f["headline"] in (True, False) for f in data["findings"])
     for finding in found.values():
         assert finding["text"] and isinstance(finding["value"], (int, float, bool, str))
         value = finding["value"]

@@ -1,6 +1,7 @@
 """What the engine's modules share: the engine's core state and the record of a live run."""
 from __future__ import annotations
 
+import os
 import subprocess
 import socket
 from dataclasses import dataclass, field
@@ -54,7 +55,14 @@ class Core:
     on_birth: Callable
     on_death: Callable           # the instant an exit is seen, before anyone reaps
     on_finish: Callable          # last chance to add to a live run
+    # False: runs start without the in-run stacks half (benchmarks measure what it costs)
+    stacks: bool = True
     live: dict = field(default_factory=dict)        # run id -> LiveRun
     groups: set = field(default_factory=set)        # every run's process group, for strays
     strays_until: float = 0.0                       # keep reaping strays until then
     next_discovery: float = 0.0
+
+
+def stacks_folder(core: Core, run_id: str) -> str:
+    """Where the Python processes of a run write their stack dumps (mpdash/stacks.py)."""
+    return os.path.join(core.tmp, f"{run_id}.stacks")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 
 from mpdash import pools as pool_insights
-from mpdash import procfs
+from mpdash import procfs, verdict
 from mpdash.engine import reaping, stopping, streams
-from mpdash.engine.context import Core, LiveRun
+from mpdash.engine.context import Core, LiveRun, stacks_folder
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def finish(core: Core, live: LiveRun) -> None:
     except OSError:
         pass
     reaping.settle_unknown(core, live)
+    shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
     state, error = _outcome(live)
     if live.analyze is not None and state == "finished":
         try:
@@ -114,6 +116,10 @@ def finish(core: Core, live: LiveRun) -> None:
             hub.add_findings(run, hub.atomic(live.analyze, run) or [])
         except Exception:
             log.exception("analysis of run %s", run.id)
+    if run.kind == "watch":   # no lesson says what matters: the Run's own numbers do
+        main_code = run.processes[run.main_pid].exitcode
+        hub.add_findings(run, [hub.atomic(verdict.watch_verdict, run, state, main_code, error,
+                                          time.time())])
     pools = _pool_insights(hub, run)
     del core.live[run.id]
     core.strays_until = time.monotonic() + STRAYS_AFTER

@@ -108,7 +108,8 @@ def _error(core, live, msg, pid, t):
 
 def _finding(core, live, msg, pid, t):
     core.hub.add_findings(live.run, [{"key": str(msg.get("key")), "value": msg.get("value"),
-                                      "text": str(msg.get("text", "")), "unit": msg.get("unit")}])
+                                      "text": str(msg.get("text", "")), "unit": msg.get("unit"),
+                                      "headline": bool(msg.get("headline"))}])
 
 
 def _mark(core, live, msg, pid, t):

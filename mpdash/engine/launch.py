@@ -14,7 +14,7 @@ import time
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import reaping, streams
-from mpdash.engine.context import ACCEPT, PIPE, Core, LimitError, LiveRun
+from mpdash.engine.context import ACCEPT, PIPE, Core, LimitError, LiveRun, stacks_folder
 from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
@@ -39,6 +39,9 @@ def run_env(core: Core, run: Run, sock_path: str) -> dict:
     under its own interpreter. sitecustomize loads the package from ``ENV_PACKAGE`` instead.
     """
     env = dict(os.environ)
+    env.pop(protocol.ENV_STACKS, None)
+    if core.stacks:
+        env[protocol.ENV_STACKS] = stacks_folder(core, run.id)
     env.update({
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(
@@ -76,6 +79,8 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     listener.listen(64)
     listener.setblocking(False)
     env = run_env(core, run, sock_path)
+    if protocol.ENV_STACKS in env:
+        os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
     stdin, cwd = stdio if stdio else (subprocess.DEVNULL, None)
     cgroup = core.cgroups.create(run.id, limits.run_tasks)
     try:
@@ -87,6 +92,7 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     except OSError as exc:
         listener.close()
         os.unlink(sock_path)
+        shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
         if cgroup is not None:
             core.cgroups.release(cgroup)
         raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None

@@ -17,7 +17,8 @@ Standard library only, on every CPython 3.10-3.14. ``mpdash/_boot/sitecustomize.
   (``os.wait*``, ``subprocess``);
 - ``trace_queues``, ``trace_pipes``, ``trace_shared``, ``trace_pools``, ``trace_loky``,
   ``trace_managers``, ``trace_shm``: one traced family each;
-- ``importhook``: patches each traced module when it is first imported.
+- ``importhook``: patches each traced module when it is first imported;
+- ``stacks``: every thread's stack dumped (faulthandler) when the server asks, even from C.
 
 This file imports nothing, so importing any one module never pulls in the others.
 """

@@ -16,7 +16,7 @@ import sys
 import threading
 
 from mpdash import protocol
-from mpdash.inrun import budget, capture, channel, hooks, importhook, reaps, role
+from mpdash.inrun import budget, capture, channel, hooks, importhook, reaps, role, stacks
 
 
 class _Life:
@@ -197,7 +197,7 @@ def interpreter() -> dict:
 # What else runs in every process of a run, installed in this order once the channel is open
 # and before the process says hello. A new feature module adds its ``install`` here; what it
 # must reset in a forked child it registers with ``hooks.after_fork_in_child``.
-FEATURES = (reaps.patch_os, importhook.install_tracing)
+FEATURES = (reaps.patch_os, importhook.install_tracing, stacks.install)
 
 
 def _install_features() -> None:

@@ -6,8 +6,12 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-def who_printed(run, first_line: str) -> list:
-    """Which processes printed, and which one printed ``first_line`` first."""
+def who_printed(run, first_line: str, headline: str = "first") -> list:
+    """Which processes printed, and which one printed ``first_line`` first.
+
+    ``headline``: the key of the finding that answers the lesson's question (the other one
+    when that one could not be stated).
+    """
     printers: dict = {}
     first = None
     for line in run.output:
@@ -32,6 +36,9 @@ def who_printed(run, first_line: str) -> list:
         found.append({"key": "first", "value": (run.processes.get(first) or {}).get("name")
                       or str(first), "unit": None,
                       "text": f"{label(first)} printed {first_text!r} first this time."})
+    chosen = headline if any(f["key"] == headline for f in found) else found[0]["key"]
+    for f in found:
+        f["headline"] = f["key"] == chosen
     return found
 
 

@@ -44,6 +44,8 @@ def analyze(run):
             found.append({"key": "nondaemon_completed", "value": completed, "unit": None,
                           "text": f"The non-daemon child counted to {counted} of {steps} and "
                                   f"exited with code {code}: the main waited for it."})
+    for f in found:   # the verdict: how far the daemon got before its main's exit ended it
+        f["headline"] = f["key"] == "daemon_terminated"
     return found
 
 

@@ -28,7 +28,7 @@ def main(ctx, mode="send", round_trips=200, start_method="fork"):
         p.join()
         ctx.finding("recv_wait_ms", round(waited * 1000, 2),
                     f"recv() blocked the parent for {waited * 1000:.1f} ms, until the new "
-                    f"child had started and sent the list.", unit="ms")
+                    f"child had started and sent the list.", unit="ms", headline=True)
         return result
 
     # Ping-pong over the duplex pipe: the parent sends, the child echoes back.
@@ -56,7 +56,7 @@ def main(ctx, mode="send", round_trips=200, start_method="fork"):
     ctx.finding("round_trip_us", round(median, 1),
                 f"Median round trip parent → child → parent over {round_trips} messages: "
                 f"{median:.0f} µs (fastest {min(times) * 1e6:.0f} µs), measured untraced.",
-                unit="µs")
+                unit="µs", headline=True)
     print(f"{round_trips} round trips, median {median:.0f} µs")
     return round_trips
 

@@ -35,8 +35,11 @@ def analyze(run):
             tasks[event["pid"]] = tasks.get(event["pid"], 0) + 1
         elif event["kind"] == "traffic" and event.get("tasks_ended"):
             tasks[event["pid"]] = tasks.get(event["pid"], 0) + event["tasks_ended"]
-    if not tasks:
-        return []
+    if not tasks:   # no task event reached the server: say what is known, not who ran what
+        got = len(run.result) if isinstance(run.result, list) else 0
+        return [{"key": "tasks_per_worker", "value": "unknown", "unit": None, "headline": True,
+                 "text": f"{got} results came back, but no task event was recorded: which "
+                         f"worker ran which item is not known."}]
     workers = sorted(pid for pid, p in run.processes.items()
                      if p["role"] == "worker" and p["start_method"] is not None)
     counts = [tasks.get(pid, 0) for pid in workers] or list(tasks.values())
@@ -51,6 +54,7 @@ def analyze(run):
                     for pid in workers)
     idle = sum(1 for c in counts if c == 0)
     return [{"key": "tasks_per_worker", "value": "/".join(str(c) for c in counts), "unit": None,
+             "headline": True,
              "text": f"{plural(sum(counts), 'task')} went to {len(counts)} workers: {per}"
                      + (f"; {plural(idle, 'worker')} got none." if idle else ".")}]
 

@@ -56,7 +56,7 @@ def main(ctx, workers=os.cpu_count() or 2, work=60_000_000, io_bound=False, seco
                    f"{1 / speedup:.1f}× slower than")
                 + f" {workers} threads ({threads_s:.2f} s) on "
                 f"{'I/O-bound (waiting)' if io_bound else 'CPU-bound (pure computing)'} work.",
-                unit="×")
+                unit="×", headline=True)
     ctx.finding("rss_per_thread_bytes", per_thread,
                 f"Each thread added {per_thread / 1024:.0f} KiB to the main process's RSS "
                 f"(its stack pages, touched so far).", unit="B")

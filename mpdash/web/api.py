@@ -115,6 +115,19 @@ def stop_run(run_id):
     return jsonify(_dash().hub.snapshot(run))
 
 
+@bp.post("/runs/<run_id>/stacks")
+def run_stacks(run_id):
+    """Every thread's stack in every process of a live run, now (mpdash/stacks.py)."""
+    from mpdash.stacks import RunEnded
+    run = _run_or_404(run_id)
+    try:
+        return jsonify(_dash().stacks.take(run.id))
+    except RunEnded as exc:
+        return _error(409, str(exc))
+    except KeyError:   # deleted meanwhile
+        return _error(404, f"no run {run_id[:40]!r}")
+
+
 @bp.get("/runs/<run_id>/metrics.csv")
 def run_metrics_csv(run_id):
     run = _run_or_404(run_id)

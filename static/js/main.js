@@ -11,6 +11,8 @@ import * as messages from "./messages.js";
 import * as output from "./output.js";
 import * as code from "./code.js";
 import * as runs from "./runs.js";
+import * as stacks from "./stacks.js";
+import * as verdict from "./verdict.js";
 import * as history from "./history.js";
 import { $ } from "./util.js";
 
@@ -38,7 +40,9 @@ async function start() {
   controls.init();
   charts.init();
   runs.init();
-  for (const panel of [catalog, controls, code, runs, charts, tree, timeline, messages, output, history]) onDraw(panel.render);
+  verdict.init();
+  stacks.init();
+  for (const panel of [catalog, controls, verdict, code, runs, charts, tree, timeline, messages, output, history, stacks]) onDraw(panel.render);
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store };
   const [system] = await Promise.all([

@@ -61,7 +61,10 @@ function fill(tr, p, depth, sample) {
   tr.className = `st-${state}${p.end ? ` end-${p.end}` : ""}`;
   const chip = el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(p.pid));
   const name = p.name && p.role !== "main" ? el("span", { class: "pname" }, p.name) : null;
-  c.proc.replaceChildren(...[el("span", { class: "indent", style: { width: `${depth * 1.1}em` } }, depth ? "└ " : ""), chip, name].filter(Boolean));
+  // stacks.js listens for clicks on this action (one listener for all rows)
+  const stack = state !== "exited" && store.role === "presenter" ? el("button", { type: "button", class: "row-action",
+    "data-testid": "proc-stacks", "data-pid": p.pid, title: "Where is this process? Take the run's stacks" }, "stack") : null;
+  c.proc.replaceChildren(...[el("span", { class: "indent", style: { width: `${depth * 1.1}em` } }, depth ? "└ " : ""), chip, name, stack].filter(Boolean));
   const tags = [p.role];
   if (p.daemon) tags.push("daemon");
   if (p.orphan) tags.push("orphan");

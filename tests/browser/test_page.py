@@ -23,7 +23,10 @@ def pick(page, lesson):
 
 
 def set_param(page, name, value):
-    page.fill(f'[data-testid="param-{name}"]', str(value))
+    field = page.locator(f'[data-testid="param-{name}"]')
+    if not field.is_visible() and page.locator('[data-testid="params-toggle"]').is_visible():
+        page.click('[data-testid="params-toggle"]')   # the parameters folded into a popover
+    field.fill(str(value))
 
 
 def start(page, lesson, **params):

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import requests
 
-from tests.browser.test_page import pick, wait_state
+from tests.browser.test_page import pick, set_param, wait_state
 
 pytestmark = pytest.mark.browser
 
@@ -59,8 +59,8 @@ def test_main_guard_shows_the_reimported_top_level_and_the_crashed_children(page
 
 def test_pool_overhead_floods_the_messages_then_batches(page, artifacts):
     pick(page, "pool-overhead")
-    page.fill('[data-testid="param-tasks"]', "4000")
-    page.fill('[data-testid="param-repeats"]', "1")
+    set_param(page, "tasks", 4000)
+    set_param(page, "repeats", 1)
     page.click('[data-testid="run"]')
     assert wait_state(page, timeout=60_000) == "finished"
     assert page.get_attribute('[data-testid="finding-chunksize"]', "data-value") == "1"
@@ -69,6 +69,8 @@ def test_pool_overhead_floods_the_messages_then_batches(page, artifacts):
     assert card.get_attribute("data-tasks") == "4002", card.inner_text()
     assert "8,004 messages" in card.inner_text()
     keep(page, artifacts, "pitfall-pool-overhead.png")
+    if not page.is_visible('[data-testid="param-fixed"]'):
+        page.click('[data-testid="params-toggle"]')   # the parameters folded into a popover
     page.check('[data-testid="param-fixed"]')
     before = page.locator('[data-testid="run-item"]').count()
     page.click('[data-testid="run"]')
