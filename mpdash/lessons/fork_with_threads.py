@@ -50,7 +50,8 @@ def main(ctx, fixed=False):
                 f"released right after the fork, and never got it: its copy was taken locked."
                 if hung else
                 f"The {method} child got the lock and exited with {child.exitcode} after "
-                f"{waited:.2f} s: it started from a fresh import, with a lock nobody held.")
+                f"{waited:.2f} s: it started from a fresh import, with a lock nobody held.",
+                headline=True)
     ctx.finding("warning", warning,
                 f"Python warned when the process forked: {warning}" if warning else
                 f"No DeprecationWarning from this Python (they start with 3.12)."

@@ -57,7 +57,7 @@ def main(ctx, fixed=False, processes=3, times=1000, start_method="fork"):
                 + (": they all wrote the same shared integer." if parent_value == expected
                    and fixed else
                    ": the children changed their own copies, never the parent's."
-                   if not fixed else "."))
+                   if not fixed else "."), headline=True)
     return {"parent_value": parent_value, "child_values": child_values}
 
 

@@ -68,10 +68,10 @@ def analyze(run):
     method = run.params["start_method"]
     codes = ", ".join(str(p["exitcode"]) for p in kids)
     return [
-        {"key": "children_failed", "value": len(failed), "unit": None,
+        {"key": "children_failed", "value": len(failed), "unit": None, "headline": True,
          "text": f"{len(failed)} of {len(kids)} {method} children failed (exit codes: "
                  f"{codes or 'none'}); the program's top level ran {top} times in all."},
-        {"key": "child_error", "value": error, "unit": None,
+        {"key": "child_error", "value": error, "unit": None, "headline": False,
          "text": (f"Each failing child's own stderr ends with: {error}" if error else
                   f"No child printed an error: {'behind the guard' if run.params['fixed'] else 'under ' + method}, "
                   f"re-running the top level started nothing.")},

@@ -35,7 +35,8 @@ def main(ctx, fixed=False, items=5, workers=2, start_method="fork"):
                 f"inside main it raised {errors[1]}."
                 if len(errors) == 2 else
                 f"pool.map() with the module-level square() returned {len(result)} results "
-                f"from {workers} workers: a worker finds square by its name in this module.")
+                f"from {workers} workers: a worker finds square by its name in this module.",
+                headline=True)
     return result
 
 

@@ -76,7 +76,7 @@ def main(ctx, fixed=False, tasks=10000, workers=2, repeats=3, start_method="fork
                 + (f" This busy machine gave the workers only {cores / serial_cores:.1f}× the "
                    f"CPU the loop got, and a pool can only win by the cores it gets."
                    if fixed and cores < 1.2 * serial_cores else ""),
-                unit="×")
+                unit="×", headline=True)
     return {"serial_s": round(serial, 3), "pool_s": round(pooled, 3),
             "loop_cores": round(serial_cores, 2), "pool_cores": round(cores, 2)}
 

@@ -56,7 +56,7 @@ def main(ctx, fixed=False, kilobytes=1024, start_method="fork"):
                 if deadlocked else
                 f"No deadlock: the {size:,}-byte item reached the main after {waited:.2f} s"
                 + (", because get() came before join()." if fixed
-                   else f", because it fits in the {pipe_bytes:,}-byte pipe."))
+                   else f", because it fits in the {pipe_bytes:,}-byte pipe."), headline=True)
     return None if deadlocked else len(item)
 
 
