@@ -164,21 +164,26 @@ def _watch_run(served, command: list[str], args) -> int:
         say(f"viewer link (read-only): {served.viewer_link}")
     if args.open:
         webbrowser.open(served.link)
-    interrupts = 0
+    # Every reaction to a Ctrl-C happens inside the try: a second Ctrl-C landing while the
+    # first is passed on only counts, instead of escaping the loop (which ended the command
+    # without the run's status or --json: test_a_second_ctrl_c_stops_the_run, 2 runs in 6).
+    interrupts = handled = 0
     while True:
         try:
-            dash.engine.wait(run.id)
-            break
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts == 1:
+            if interrupts == 1 and handled == 0:
                 try:
                     os.killpg(run.main_pid, signal.SIGINT)
                 except (ProcessLookupError, PermissionError):
                     pass
+                handled = 1
                 say("sent SIGINT to the program; Ctrl-C again stops it")
-            else:
-                dash.engine.stop(run.id, reason="stopped from the terminal (Ctrl-C)")
+            elif interrupts >= 2 and handled < 2:
+                dash.engine.request_stop(run.id, "stopped from the terminal (Ctrl-C)")
+                handled = 2
+            dash.engine.wait(run.id)
+            break
+        except KeyboardInterrupt:
+            interrupts += 1
     echo.close()
     data = dash.hub.snapshot(run)
     status = exit_status(data)

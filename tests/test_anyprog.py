@@ -292,14 +292,15 @@ def test_the_api_lists_interpreters_and_starts_a_lesson_on_one_by_id(client, das
 def test_the_runs_interpreter_is_kept_in_the_history(tmp_path):
     from mpdash.dashboard import Dashboard
     other_id = next(p["id"] for p in pythons.Pythons().list() if p["executable"] == OTHER)
-    with Dashboard(data_dir=str(tmp_path)) as dash:
-        run = dash.start_lesson("process-target", None, other_id)
-        dash.engine.wait(run.id, timeout=60)
-        kept = dash.hub.snapshot(run)["python"]
+    with Dashboard(data_dir=str(tmp_path)) as first:
+        run = first.start_lesson("process-target", None, other_id)
+        first.engine.wait(run.id, timeout=60)
+        kept = first.hub.snapshot(run)["python"]
+    assert_none_left(first)
     assert kept["executable"] == OTHER
     with Dashboard(data_dir=str(tmp_path)) as dash:
         assert dash.hub.get(run.id).python == kept
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 @pytest.mark.skipif(OTHER is None, reason="no other interpreter on this machine")

@@ -20,6 +20,7 @@ from mpdash.dashboard import Dashboard
 from mpdash.stacks import parse_dump
 from mpdash.stall import StallDetector
 from mpdash.state import Limits, Run
+from tests.conftest import wait_until
 from tests.leaks import assert_none_left
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +37,7 @@ def quiet_dash():
     dash = Dashboard(Limits(), stall=0)
     yield dash
     dash.close()
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 @pytest.fixture
@@ -44,17 +45,13 @@ def stall_dash():
     dash = Dashboard(Limits(), stall=1.5)
     yield dash
     dash.close()
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    value = wait_until(predicate, timeout=timeout)
+    assert value, f"timed out waiting for {what}"
+    return value
 
 
 def functions(thread: dict) -> list[str]:

@@ -114,8 +114,10 @@ def finish(core: Core, live: LiveRun) -> None:
         try:
             # Findings computed from the run's own numbers, read with no change landing.
             hub.add_findings(run, hub.atomic(live.analyze, run) or [])
-        except Exception:
+        except Exception as exc:
+            # Findings must never vanish silently: the run says its analysis broke.
             log.exception("analysis of run %s", run.id)
+            error = f"the analysis of this run failed: {type(exc).__name__}: {exc}"
     if run.kind == "watch":   # no lesson says what matters: the Run's own numbers do
         main_code = run.processes[run.main_pid].exitcode
         hub.add_findings(run, [hub.atomic(verdict.watch_verdict, run, state, main_code, error,

@@ -96,7 +96,11 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         if cgroup is not None:
             core.cgroups.release(cgroup)
         raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
-    lower_priority(popen.pid, limits.run_nice)
+    # Only a watched program is made nicer: it may fill every core with dozens of workers and
+    # starve the sampler watching it. A lesson stays at the server's priority, so the speedups
+    # it measures compare with the machine's cores even while other programs run.
+    if run.kind == "watch":
+        lower_priority(popen.pid, limits.run_nice)
     live = LiveRun(run=run, popen=popen, listener=listener, sock_path=sock_path,
                    analyze=analyze, echo=echo, cgroup=cgroup)
     if run.time_limit:

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.browser.conftest import open_page
-from tests.browser.test_page import pick, result_of, set_param, wait_state
+from tests.browser.conftest import pick, result_of, set_param, wait_state
 
 pytestmark = pytest.mark.browser
 
