@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.test_lessons import run_lesson
+from tests.conftest import run_lesson
 
 # lesson id -> (params that keep the run short, {finding key: allowed types})
 CONTRACT = {
