@@ -59,11 +59,14 @@ QUEUE_PUT, QUEUE_GET = "queue_put", "queue_get"
 PIPE_SEND, PIPE_RECV = "pipe_send", "pipe_recv"
 SHARED_WRITE = "shared_write"
 TASK_START, TASK_END = "task_start", "task_end"
+TASK_PUT, RESULT_GET = "task_put", "result_get"   # a pool's owner: a task put, a result collected
+SHARED_INIT = "shared_init"   # what a Value/Array was created with (never counted: not a message)
 MANAGER_CALL = "manager_call"   # a Manager proxy's method call: method in detail, proxy as channel
 SHM_CREATE, SHM_ATTACH, SHM_UNLINK = "shm_create", "shm_attach", "shm_unlink"   # shared_memory
 TRAFFIC = "traffic"    # a busy process's counts per channel instead of one event per message
 TRACED_EVENTS = (QUEUE_PUT, QUEUE_GET, PIPE_SEND, PIPE_RECV, SHARED_WRITE, TASK_START, TASK_END,
-                 MANAGER_CALL, SHM_CREATE, SHM_ATTACH, SHM_UNLINK, TRAFFIC)
+                 TASK_PUT, RESULT_GET, SHARED_INIT, MANAGER_CALL, SHM_CREATE, SHM_ATTACH,
+                 SHM_UNLINK, TRAFFIC)
 
 # Streams of an OUT message.
 STDOUT, STDERR = "out", "err"

@@ -21,7 +21,9 @@ above 100 %: a reading past that is a measuring error, bounded and counted in ``
 
 Two backends, same columns: ``procfs`` (Linux: one ``pread`` of a kept ``/proc/<pid>/stat`` fd
 per process, see ``mpdash.procfs``) and ``psutil`` (portable, ~5x the CPU; see
-docs/BENCHMARKS.md).
+docs/BENCHMARKS.md). ``running`` is 1 when a thread of the process was in state ``R`` (its
+``stat`` letter is its main thread's only), else 0; the psutil backend leaves it ``None`` for a
+multi-threaded process whose main thread is not running.
 """
 from __future__ import annotations
 
@@ -88,6 +90,9 @@ class ProcfsBackend:
     def forget(self, pid: int) -> None:
         self._stat.forget(pid)
 
+    def any_thread_running(self, pid: int):
+        return procfs.any_thread_running(pid)
+
     def cores(self) -> list[float]:
         return self._cores.percent()
 
@@ -127,6 +132,9 @@ class PsutilBackend:
 
     def forget(self, pid: int) -> None:
         self._procs.pop(pid, None)
+
+    def any_thread_running(self, pid: int):
+        return None   # psutil does not give per-thread states; the page then goes by CPU %
 
     def cores(self) -> list[float]:
         return [round(c, 1) for c in psutil.cpu_percent(percpu=True)]
@@ -262,7 +270,7 @@ class Sampler:
         backend, prev = self.backend, self._prev
         t = time.time()
         frame = {"t": round(t, 3), "cores": backend.cores()}
-        rows: list[tuple] = []         # (pid, cpu, rss, core, status, threads), one a process
+        rows: list[tuple] = []   # (pid, cpu, rss, core, status, threads, running), one a process
         per_run: dict[str, list[int]] = {}
         rss_by_run: dict[str, int] = {}
 
@@ -290,7 +298,14 @@ class Sampler:
                 prev[pid] = (started, cpu_s, at, nthreads)
             elif before is not prev.get(pid):
                 prev[pid] = before
-            return pid, round(cpu, 1) if cpu > 0 else 0.0, rss, core, status, nthreads
+            # A thread running at the sample? The stat letter alone is the main thread's; the
+            # other threads are read only when it is not running (a main waiting in join()).
+            if status == "R" or nthreads <= 1 or status == "Z":
+                running = 1 if status == "R" else 0
+            else:
+                found = backend.any_thread_running(pid)
+                running = None if found is None else int(found)
+            return pid, round(cpu, 1) if cpu > 0 else 0.0, rss, core, status, nthreads, running
 
         def add(run_id, found):
             if found:
@@ -329,10 +344,10 @@ class Sampler:
             reason = limits.over_memory(run, rss) if run is not None else None
             if reason:
                 self.on_over_memory(run_id, reason)
-        pids, cpus, rsss, cores, statuses, threads = (list(c) for c in zip(*rows)) if rows \
-            else ([], [], [], [], [], [])
+        pids, cpus, rsss, cores, statuses, threads, running = (list(c) for c in zip(*rows)) \
+            if rows else ([], [], [], [], [], [], [])
         frame.update(pid=pids, cpu=cpus, rss=rsss, core=cores, status="".join(statuses),
-                     threads=threads)
+                     threads=threads, running=running)
         hub.add_frame(frame, per_run, push=watched)
         self._instants.append(time.monotonic())
         self.frames += 1

@@ -405,9 +405,10 @@ class Hub:
                 if run is None or not run.live:
                     continue
                 own = {"seq": frame["seq"], "t": frame["t"], "cores": frame["cores"]}
-                for key in ("pid", "cpu", "rss", "core", "threads"):
-                    column = frame[key]
-                    own[key] = [column[i] for i in idx]
+                for key in ("pid", "cpu", "rss", "core", "threads", "running"):
+                    column = frame.get(key)
+                    if column is not None:
+                        own[key] = [column[i] for i in idx]
                 own["status"] = "".join(frame["status"][i] for i in idx)
                 run.frames.append(own)
             if push:

@@ -246,3 +246,40 @@ def test_system_reports_the_configured_and_the_measured_rate(client):
     assert system["sample_hz"] == 10
     assert isinstance(system["sample_hz_actual"], (int, float)) and system["sample_hz_actual"] >= 0
     assert system["sampler"] == ("procfs" if procfs.available() else "psutil")
+
+
+def test_a_main_waiting_while_its_thread_computes_is_running():
+    """Issue 19: the stat letter is the main thread's ("S" in join()); the frame's `running`
+    column says a thread of the process runs, and says nothing runs once all threads sleep."""
+    busy = ("import threading, time\n"
+            "stop = time.monotonic() + 20\n"
+            "def spin():\n"
+            "    while time.monotonic() < stop: pass\n"
+            "t = threading.Thread(target=spin); t.start(); print('go', flush=True); t.join()\n")
+    idle = "import threading; t = threading.Thread(target=input); t.start(); print('go', flush=True); t.join()\n"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for code in (busy, idle)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "go"
+        time.sleep(0.2)
+        hub = Hub()
+        for name in ("busy", "idle"):
+            hub.add_run(Run(id=name, lesson="x", title="x", params={}))
+        sampler = Sampler(hub, live_pids=lambda: {"busy": [procs[0].pid], "idle": [procs[1].pid]})
+        seen = {"busy": [], "idle": []}
+        for _ in range(5):
+            frame = sampler.sample()
+            for name, p in zip(("busy", "idle"), procs):
+                i = frame["pid"].index(p.pid)
+                seen[name].append((frame["status"][i], frame["threads"][i], frame["running"][i]))
+            time.sleep(0.05)
+        sampler.backend.close()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=5)
+    # The spinning thread is R (running or runnable, even on a loaded machine) at every sample.
+    assert all(threads == 2 and running == 1 for _, threads, running in seen["busy"]), seen
+    assert any(status == "S" for status, _, _ in seen["busy"]), seen   # the main waits in join()
+    assert all(status == "S" and running == 0 for status, _, running in seen["idle"]), seen

@@ -23,6 +23,7 @@ SUMMARY_PERIOD = 0.5        # s between traffic summaries of a busy process
 COUNTERS = {protocol.QUEUE_PUT: "puts", protocol.QUEUE_GET: "gets", protocol.PIPE_SEND: "sends",
             protocol.PIPE_RECV: "recvs", protocol.SHARED_WRITE: "writes",
             protocol.TASK_START: "tasks_started", protocol.TASK_END: "tasks_ended",
+            protocol.TASK_PUT: "tasks_put", protocol.RESULT_GET: "results_got",
             protocol.MANAGER_CALL: "calls", protocol.SHM_CREATE: "creates",
             protocol.SHM_ATTACH: "attaches", protocol.SHM_UNLINK: "unlinks"}
 

@@ -176,18 +176,55 @@ def patch_pool(pool) -> None:
 
     def _setup_queues(self):
         original_setup(self)
-        setattr(self._inqueue, naming.POOL, naming.new_name(type(self).__name__))
+        name = naming.new_name(type(self).__name__)
+        setattr(self._inqueue, naming.POOL, name)
+        _tap_owner(self, pool, name)
 
     def _setup_thread_queues(self):
         original_thread_setup(self)
         # queue.SimpleQueue takes no attributes; its workers are threads of this process
         name = _thread_pools[self._inqueue] = naming.new_name(type(self).__name__)
         _thread_channels.add(name)
+        _tap_owner(self, pool, name)
 
     original_thread_setup = pool.ThreadPool._setup_queues
     pool.Pool._setup_queues = _setup_queues
     pool.ThreadPool._setup_queues = _setup_thread_queues
     _patch_pool_ending(pool)
+
+
+def _tap_owner(owner, pool, channel: str) -> None:
+    """In the pool's owner: ``task_put`` when its task handler puts a task on the task queue,
+    ``result_get`` when its result handler takes a result off the result queue (same ``msg`` as
+    the worker's task_start / task_end), so both queues' depths are known, not guessed. The
+    handler threads are given ``_quick_put`` / ``_quick_get`` right after ``_setup_queues``."""
+    put, get = owner._quick_put, owner._quick_get
+
+    def quick_put(task):
+        t = time.time()   # before: a worker can take the task before put() returns here
+        put(task)
+        if task is None or budget.is_paused() or task[2] is pool._helper_reraises_exception:
+            return
+        job, i, func, args, _ = task
+        if budget.individual():
+            items, text = _describe(func, args)
+            budget.emit(protocol.TASK_PUT, channel, f"{channel}/{job}/{i}", None, text[:200],
+                        t=t, items=items, job=job, index=i)
+        else:
+            budget.count(protocol.TASK_PUT, channel)
+
+    def quick_get():
+        result = get()
+        if result is not None and not budget.is_paused():
+            job, i, _ = result
+            if budget.individual():
+                budget.emit(protocol.RESULT_GET, channel, f"{channel}/{job}/{i}", None, None,
+                            job=job, index=i)
+            else:
+                budget.count(protocol.RESULT_GET, channel)
+        return result
+
+    owner._quick_put, owner._quick_get = quick_put, quick_get
 
 
 def _patch_pool_ending(pool) -> None:

@@ -24,6 +24,7 @@ def patch(sharedctypes) -> None:
         wrapper = original_synchronized(obj, lock, ctx)
         kind = "Value" if isinstance(wrapper, sharedctypes.Synchronized) else "Array"
         setattr(wrapper, naming.CHANNEL, naming.new_name(kind))
+        _created(getattr(wrapper, naming.CHANNEL), kind, obj)
         return wrapper
 
     # Pickled by reference (SynchronizedBase.__reduce__), so it must be findable by its name.
@@ -68,6 +69,23 @@ def patch(sharedctypes) -> None:
                          f"{channel}[{i}] = {new!r}"[:200], index=i, value=json_value(new))
 
     sharedctypes.SynchronizedArray.__setitem__ = __setitem__
+
+
+def _created(channel: str, kind: str, obj) -> None:
+    """``shared_init``: the value(s) a Value/Array was created with, so a page can show each
+    cell's before → after. Read from the raw ctypes object (no lock: nobody else has it yet).
+    Not a message, so a busy process (over its event budget) just leaves it out."""
+    if budget.is_paused() or not budget.individual():
+        return
+    try:
+        if kind == "Value":
+            value, extra = json_value(obj.value), {}
+        else:
+            value, extra = [json_value(v) for v in obj[:MAX_VALUES]], {"count": len(obj)}
+    except Exception:   # an exotic ctypes type: its cells still trace their writes
+        return
+    budget.emit(protocol.SHARED_INIT, channel, None, None,
+                f"{channel} = {short_repr(value)}"[:200], value=value, **extra)
 
 
 def _rebuild_shared(obj, lock, channel):

@@ -1,4 +1,4 @@
-"""Findings read from what a run's processes printed (for the §3 lessons)."""
+"""Findings read from what a run's processes printed (for the §3 and §12 lessons)."""
 from __future__ import annotations
 
 
@@ -40,3 +40,26 @@ def who_printed(run, first_line: str, headline: str = "first") -> list:
     for f in found:
         f["headline"] = f["key"] == chosen
     return found
+
+
+def last_exception(lines: list[str]) -> str | None:
+    """``Type: message`` of the last exception a traceback printed. The bootstrapping
+    RuntimeError starts its message on the line after ``RuntimeError:``: then its first
+    paragraph, joined into one line, is the message."""
+    for i in range(len(lines) - 1, -1, -1):
+        text = lines[i]
+        head, sep, rest = text.partition(":")
+        if sep and head and not text.startswith(" ") and head.replace(".", "").isidentifier() \
+                and (head.endswith("Error") or head.endswith("Exception")):
+            message = rest.strip()
+            if not message:
+                paragraph = []
+                for follow in lines[i + 1:]:
+                    if not follow.strip():
+                        if paragraph:
+                            break
+                        continue
+                    paragraph.append(follow.strip())
+                message = " ".join(paragraph)
+            return f"{head}: {message}"
+    return None

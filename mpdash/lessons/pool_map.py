@@ -35,13 +35,14 @@ def analyze(run):
             tasks[event["pid"]] = tasks.get(event["pid"], 0) + 1
         elif event["kind"] == "traffic" and event.get("tasks_ended"):
             tasks[event["pid"]] = tasks.get(event["pid"], 0) + event["tasks_ended"]
+    workers = sorted(pid for pid, p in run.processes.items()
+                     if p["role"] == "worker" and p["start_method"] is not None)
+    ending = workers_end(run, workers)
     if not tasks:   # no task event reached the server: say what is known, not who ran what
         got = len(run.result) if isinstance(run.result, list) else 0
         return [{"key": "tasks_per_worker", "value": "unknown", "unit": None, "headline": True,
                  "text": f"{got} results came back, but no task event was recorded: which "
-                         f"worker ran which item is not known."}]
-    workers = sorted(pid for pid, p in run.processes.items()
-                     if p["role"] == "worker" and p["start_method"] is not None)
+                         f"worker ran which item is not known."}] + ending
     counts = [tasks.get(pid, 0) for pid in workers] or list(tasks.values())
     summarised = any(e["kind"] == "traffic" for e in run.events)
     def plural(n, word):
@@ -56,7 +57,44 @@ def analyze(run):
     return [{"key": "tasks_per_worker", "value": "/".join(str(c) for c in counts), "unit": None,
              "headline": True,
              "text": f"{plural(sum(counts), 'task')} went to {len(counts)} workers: {per}"
-                     + (f"; {plural(idle, 'worker')} got none." if idle else ".")}]
+                     + (f"; {plural(idle, 'worker')} got none." if idle else ".")}] + ending
+
+
+def workers_end(run, workers) -> list:
+    """How this run's workers really ended, from their exit codes: leaving ``with Pool()``
+    calls terminate(), but a worker that already took the pool's stop message exits 0 first."""
+    if not workers:
+        return []
+    ended = {"terminated": [], "exit": [], "other": [], "unknown": []}
+    for pid in workers:
+        p = run.processes[pid]
+        code = p.get("exitcode")
+        if code is None:
+            ended["unknown"].append(pid)
+        elif code == -15:
+            ended["terminated"].append(pid)
+        elif code == 0:
+            ended["exit"].append(pid)
+        else:
+            ended["other"].append(pid)
+    n = len(workers)
+    parts = []
+    if ended["exit"]:
+        k = len(ended["exit"])
+        parts.append(f"{k} of {n} exited by {'itself' if k == 1 else 'themselves'} (exit 0) "
+                     f"before terminate() reached {'it' if k == 1 else 'them'}")
+    if ended["terminated"]:
+        k = len(ended["terminated"])
+        parts.append(f"{k} of {n} {'was' if k == 1 else 'were'} ended by terminate() with "
+                     f"SIGTERM (exit code -15)")
+    if ended["other"]:
+        codes = ", ".join(str(run.processes[pid]["exitcode"]) for pid in ended["other"])
+        parts.append(f"{len(ended['other'])} ended otherwise (exit code {codes})")
+    if ended["unknown"]:
+        parts.append(f"{len(ended['unknown'])} ended with an exit code nobody reported")
+    value = f"{len(ended['exit'])} exit 0 / {len(ended['terminated'])} SIGTERM"
+    return [{"key": "workers_end", "value": value, "unit": None,
+             "text": "Leaving the with-block called terminate(): " + "; ".join(parts) + "."}]
 
 
 LESSON = Lesson(
@@ -69,9 +107,9 @@ LESSON = Lesson(
         "worker finished first; imap_unordered() yields each result as soon as it is ready. "
         "The timeline draws each chunk on the lane of the worker that ran it: big chunks mean "
         "fewer messages, but a worker can be left with the slow end of the list. Leaving the "
-        "with-block calls "
-        "terminate(): the workers are ended with SIGTERM, which is how a Pool normally ends, "
-        "not a crash."
+        "with-block calls terminate(), which sends SIGTERM to every worker still alive: a "
+        "normal end for a Pool, not a crash. A worker that has already taken the pool's stop "
+        "message exits 0 first, so how this run's workers really ended is in its findings."
     ),
     predict="With 3 workers and 5 items, does every worker get some of the work? Does the "
             "worker that starts first finish first?",

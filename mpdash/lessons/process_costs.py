@@ -71,7 +71,8 @@ def mb_per_s(target, channel, receive, chunk, count):
     receive(done)
     seconds = time.perf_counter() - t0
     p.join()
-    return len(chunk) * count / seconds / 1e6
+    # MiB/s, the family the chunk sizes and every memory figure on the page are in.
+    return len(chunk) * count / seconds / (1 << 20)
 
 
 def main(ctx, repeats=3, megabytes=32, idle_workers=4, start_method="fork"):
@@ -129,9 +130,9 @@ def main(ctx, repeats=3, megabytes=32, idle_workers=4, start_method="fork"):
         "rss_per_thread_bytes": "An idle thread added {} to the memory (RSS) of its process",
         "rss_per_process_bytes": "An idle " + start_method + " child showed {} of memory "
                                  "(RSS, pages shared with its parent included)",
-        "pipe_mb_s": "A Pipe moved {:,.0f} MB/s",
-        "queue_mb_s": "A Queue moved {:,.0f} MB/s",
-        "shared_mb_s": "A shared Array took writes at {:,.0f} MB/s",
+        "pipe_mb_s": "A Pipe moved {:,.0f} MiB/s",
+        "queue_mb_s": "A Queue moved {:,.0f} MiB/s",
+        "shared_mb_s": "A shared Array took writes at {:,.0f} MiB/s",
     }
     notes = {
         "start_ms_spawn": f", {found['start_ms_spawn'] / found['start_ms_thread']:,.0f}× a thread",
@@ -140,7 +141,7 @@ def main(ctx, repeats=3, megabytes=32, idle_workers=4, start_method="fork"):
         "pipe_mb_s": f" ({megabytes} MiB in 1 MiB messages)",
     }
     for key, value in found.items():
-        unit = "ms" if key.startswith("start") else "B" if key.startswith("rss") else "MB/s"
+        unit = "ms" if key.startswith("start") else "B" if key.startswith("rss") else "MiB/s"
         rounded = round(value, 3) if unit == "ms" else int(value) if unit == "B" else round(value)
         shown = _size(value) if unit == "B" else value
         ctx.finding(key, rounded, explain[key].format(shown) + notes.get(key, "") + ".",

@@ -11,6 +11,7 @@ def modify_data(n, arr):
 def main(ctx, length=3, start_method="fork"):
     num = Value('i', 5)
     arr = Array('i', list(range(1, length + 1)))
+    before = num.value, arr[:]
 
     p = Process(target=modify_data, args=(num, arr))
     p.start()
@@ -20,10 +21,19 @@ def main(ctx, length=3, start_method="fork"):
     print(arr[:])     # [2, 3, 4]
     ctx.finding("num", num.value, f"The parent reads num.value = {num.value}: the child's "
                                   f"+10 landed in memory both processes map.", headline=True)
+    ctx.finding("before_after", f"{before[0]} -> {num.value}",
+                f"Read by the parent before start() and after join(): num {before[0]} → "
+                f"{num.value}, arr {_short(before[1])} → {_short(arr[:])}.")
     return {"num": num.value, "arr": arr[:]}
 
 
 from mpdash.lessons import Lesson, Param, start_method_param  # noqa: E402
+
+
+def _short(cells, shown=8):
+    """A finding names a long Array by its first cells."""
+    return str(cells) if len(cells) <= shown else f"[{', '.join(map(str, cells[:shown]))}, …]"
+
 
 LESSON = Lesson(
     id="shared-memory", title="Value and Array", section="6", section_title="Shared memory",

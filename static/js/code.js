@@ -43,8 +43,19 @@ function renderLesson() {
   const id = store.selectedLesson;
   if (id === codeFor) return;
   const lesson = store.lessonById.get(id);
-  if (!lesson) return;
+  if (!lesson && id !== null) return;
   codeFor = id;
+  if (!lesson) {
+    // No lesson (a watched program was shown, and is no longer): no lesson's text either. A
+    // watched program's own source is renderProgram's.
+    $("code").textContent = "";
+    $("code").dataset.lesson = "";
+    $("code").dataset.source = "";
+    $("code-path").hidden = true;
+    $("explanation").replaceChildren();
+    $("predict").replaceChildren();
+    return;
+  }
   const code = $("code");
   code.innerHTML = numberedLines(hljs.highlight(lesson.code, { language: "python" }).value);
   code.dataset.lesson = id;

@@ -12,6 +12,8 @@ import * as output from "./output.js";
 import * as code from "./code.js";
 import * as runs from "./runs.js";
 import * as stacks from "./stacks.js";
+import * as runhead from "./runhead.js";
+import * as highlight from "./highlight.js";
 import * as verdict from "./verdict.js";
 import * as history from "./history.js";
 import * as program from "./program.js";
@@ -42,11 +44,13 @@ async function start() {
   controls.init();
   charts.init();
   runs.init();
+  highlight.init();
   verdict.init();
   stacks.init();
-  for (const panel of [catalog, controls, program, pythons, verdict, code, runs, charts, tree, timeline, messages, output, history, stacks]) onDraw(panel.render);
+  for (const panel of [catalog, pythons, controls, program, verdict, code, runs, runhead, charts, tree, timeline, messages, output, history, stacks]) onDraw(panel.render);
+  onDraw(highlight.render);   // last: marks what the panels just drew
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
-  window.mpdash = { store };
+  window.mpdash = { store, get charts() { return charts.exposed(); } };
   const [system] = await Promise.all([
     fetch("/api/system").then((r) => (r.ok ? r.json() : null)).catch(() => null),
     catalog.loadLessons(),

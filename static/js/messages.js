@@ -1,7 +1,9 @@
 // What crossed between processes: per channel (queue, pipe) counts and depth over time, the
 // latest messages from → to, shared Value/Array cells as a grid that flashes when written,
-// and terminate() signals. Rendered from the generic Event shape; no lesson-specific text.
-import { $, el, colourOf, inkOn, fmtNum } from "./util.js";
+// and terminate() signals, each pool's tasks (every task is a message out and one back, so one
+// item per task floods the pipes where a few big chunks do not). Rendered from the generic Event
+// shape; no lesson-specific text.
+import { $, el, colourOf, fmtNum, procBadge } from "./util.js";
 import { LineChart } from "./charts.js";
 
 const SEND = { queue_put: "put", pipe_send: "send" };
@@ -13,10 +15,125 @@ let depthHost = null;
 const cellSeq = new Map();        // "channel|index" -> seq of the write shown last time
 
 function chip(pid, procs) {
-  const p = procs.get(pid);
-  if (!p) return el("span", { class: "pid-chip plain" }, pid === null || pid === undefined ? "?" : String(pid));
-  const { colour, dash } = colourOf(p.colour);
-  return el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(pid));
+  return procBadge(procs.get(pid), pid);
+}
+
+/**
+ * A pool's two internal queues. The owner reports each task it puts on the task queue
+ * (task_put) and each result it takes off the result queue (result_get); the worker reports the
+ * task it takes (task_start) and the result it puts (task_end), all with one msg per task. So
+ * task-queue depth = put − taken and result-queue depth = sent back − collected, at every
+ * instant; past the rate budget the same four are counted in traffic summaries.
+ */
+export function poolQueues(events, procs) {
+  const pools = new Map();
+  const rows = new Map();   // "channel|msg" -> the task's row, then its result's row
+  const list = [];
+  const pool = (name) => {
+    if (!pools.has(name)) {
+      pools.set(name, {
+        name, put: 0, taken: 0, items: 0, results: 0, got: 0, failed: 0, summarised: false, tapped: false,
+        workers: new Set(), tq: { ts: [], ds: [], peak: 0 }, rq: { ts: [], ds: [], peak: 0 },
+      });
+    }
+    return pools.get(name);
+  };
+  const depth = (q, t) => {
+    const tq = q.tapped ? Math.max(0, q.put - q.taken) : null;
+    const rq = q.tapped ? Math.max(0, q.results - q.got) : null;
+    if (tq !== null) {
+      q.tq.ts.push(t); q.tq.ds.push(tq); q.tq.peak = Math.max(q.tq.peak, tq);
+      q.rq.ts.push(t); q.rq.ds.push(rq); q.rq.peak = Math.max(q.rq.peak, rq);
+    }
+  };
+  const KINDS = new Set(["task_put", "task_start", "task_end", "result_get"]);
+  const ordered = [...events].filter((e) => KINDS.has(e.kind)
+    || (e.kind === "traffic" && (e.tasks_started || e.tasks_ended || e.tasks_put || e.results_got)))
+    .sort((a, b) => a.t - b.t);
+  for (const e of ordered) {
+    const q = pool(e.channel ?? "Pool");
+    const key = `${e.channel}|${e.msg}`;
+    if (e.kind === "traffic") {
+      q.put += e.tasks_put || 0;
+      q.taken += e.tasks_started || 0;
+      q.results += e.tasks_ended || 0;
+      q.got += e.results_got || 0;
+      if (e.tasks_put || e.results_got) q.tapped = true;
+      else q.workers.add(e.pid);
+      q.summarised = true;
+      depth(q, e.t);
+      continue;
+    }
+    if (e.kind === "task_put") {
+      q.tapped = true;
+      q.put += 1;
+      const row = { t: e.t, channel: `${q.name} tasks`, from: e.pid, to: null, detail: e.detail, task: true, put: e };
+      rows.set(`${key}|task`, row);
+      list.push(row);
+    } else if (e.kind === "task_start") {
+      q.workers.add(e.pid);
+      q.taken += 1;
+      q.items += e.items || 1;
+      const row = rows.get(`${key}|task`);
+      if (row) {
+        row.to = e.pid;
+        row.waited = e.t - row.t;
+      } else {
+        const owner = procs.get(e.pid)?.ppid ?? null;
+        list.push({ t: e.t, channel: `${q.name} tasks`, from: owner, to: e.pid, detail: e.detail, task: true });
+      }
+    } else if (e.kind === "task_end") {
+      q.results += 1;
+      if (e.ok === false) q.failed += 1;
+      const owner = procs.get(e.pid)?.ppid ?? null;
+      const row = { t: e.t, channel: `${q.name} results`, from: e.pid, to: q.tapped ? null : owner, detail: e.detail, task: true };
+      rows.set(`${key}|result`, row);
+      list.push(row);
+    } else if (e.kind === "result_get") {
+      q.got += 1;
+      const row = rows.get(`${key}|result`);
+      if (row) {
+        row.to = e.pid;
+        row.waited = e.t - row.t;
+      }
+    }
+    depth(q, e.t);
+  }
+  return { pools, rows: list };
+}
+
+function taskRow(r, t0, procs) {
+  // "took": how long the task (or result) waited in its queue before it was taken.
+  const waiting = r.to === null;
+  return el("tr", { class: `task-row${waiting ? " in-flight" : ""}`, "data-testid": "message-row", "data-kind": "task" },
+    el("td", { class: "num r" }, `${fmtNum(r.t - t0, 2)} s`),
+    el("td", {}, r.channel),
+    el("td", {}, r.from !== null ? chip(r.from, procs) : "?", el("span", { class: "arrow", "aria-label": "to" }, " → "),
+      waiting ? el("span", { class: "waiting" }, "waiting") : chip(r.to, procs)),
+    el("td", { class: "detail" }, String(r.detail ?? "")),
+    el("td", { class: "num r" }, ""),
+    el("td", { class: "num r", title: "time it waited in the queue" }, r.waited !== undefined ? `${fmtNum(r.waited * 1000, 1)} ms` : ""));
+}
+
+function poolCards(pools) {
+  const cards = [];
+  for (const q of pools.values()) {
+    const note = q.summarised ? " · summarised" : "";
+    const tDepth = q.tapped ? ` · depth ${q.tq.ds.at(-1) ?? 0} (peak ${q.tq.peak})` : "";
+    const rDepth = q.tapped ? ` · depth ${q.rq.ds.at(-1) ?? 0} (peak ${q.rq.peak})` : "";
+    const workers = q.workers.size ? ` by ${q.workers.size} worker${q.workers.size === 1 ? "" : "s"}` : "";
+    cards.push(el("div", { class: "channel-card pool-card", "data-testid": "channel", "data-channel": `${q.name} tasks`, "data-kind": "pool-tasks",
+      "data-count": q.taken, "data-put": q.tapped ? q.put : null, "data-peak": q.tapped ? q.tq.peak : null },
+      el("div", { class: "channel-name" }, `${q.name} tasks`, el("span", { class: "sub" }, ` task queue${note}`)),
+      el("div", { class: "channel-stats num" },
+        `${q.tapped ? `${q.put} put · ` : ""}${q.taken} taken${workers}${q.items && q.items !== q.taken ? ` · ${q.items} items` : ""}${tDepth}`)));
+    cards.push(el("div", { class: "channel-card pool-card", "data-testid": "channel", "data-channel": `${q.name} results`, "data-kind": "pool-results",
+      "data-count": q.results, "data-got": q.tapped ? q.got : null, "data-peak": q.tapped ? q.rq.peak : null },
+      el("div", { class: "channel-name" }, `${q.name} results`, el("span", { class: "sub" }, ` result queue${note}`)),
+      el("div", { class: "channel-stats num" },
+        `${q.results} sent back${q.failed ? ` (${q.failed} raised)` : ""}${q.tapped ? ` · ${q.got} collected` : ""}${rDepth}`)));
+  }
+  return cards;
 }
 
 /** Per channel: counts, bytes, depth series [[t...], [depth...]]; plus message pairs. */
@@ -26,6 +143,11 @@ export function summarise(events) {
   const pairs = [];
   const cells = new Map();
   const signals = [];
+  const pools = new Map();        // pool channel -> {tasks, items (of the tasks sent one by one), workers}
+  const pool = (name) => {
+    if (!pools.has(name)) pools.set(name, { name, tasks: 0, counted: 0, items: 0, summarised: false, workers: new Set() });
+    return pools.get(name);
+  };
   const ch = (name, type) => {
     if (!channels.has(name)) channels.set(name, { name, type, sends: 0, recvs: 0, bytes: 0, depth: 0, ts: [], ds: [] });
     return channels.get(name);
@@ -72,7 +194,19 @@ export function summarise(events) {
         if (e.msg !== null && e.msg !== undefined) early.set(key, { pair: lone });
         pairs.push(lone);
       }
+    } else if (e.kind === "task_end" && e.channel) {
+      const p = pool(e.channel);
+      p.tasks += 1;
+      p.counted += 1;
+      p.items += e.items || 1;
+      p.workers.add(e.pid);
     } else if (e.kind === "traffic") {
+      if (e.tasks_ended && e.channel) {
+        const p = pool(e.channel);
+        p.tasks += e.tasks_ended;
+        p.summarised = true;
+        p.workers.add(e.pid);
+      }
       // A summary counts puts/gets (queue) or sends/recvs (pipe), its bytes in `size`; summaries
       // of shared writes and pool tasks are not channel traffic.
       const queued = (e.puts || 0) + (e.gets || 0);
@@ -86,14 +220,42 @@ export function summarise(events) {
       c.summarised = true;
       c.ts.push(e.t);
       c.ds.push(c.depth);
+    } else if (e.kind === "shared_init") {
+      // The value(s) it was created with: the "before" of every cell.
+      if (!cells.has(e.channel)) cells.set(e.channel, new Map());
+      const grid = cells.get(e.channel);
+      const values = Array.isArray(e.value) ? e.value : [e.value];
+      values.forEach((v, k) => {
+        const index = Array.isArray(e.value) ? k : null;
+        const old = grid.get(index);
+        if (old) old.before = v;
+        else grid.set(index, { value: v, before: v, pid: null, seq: null, t: e.t, initial: true });
+      });
     } else if (e.kind === "shared_write") {
       if (!cells.has(e.channel)) cells.set(e.channel, new Map());
-      cells.get(e.channel).set(e.index ?? null, { value: e.value ?? e.detail, pid: e.pid, seq: e.seq, t: e.t });
+      const grid = cells.get(e.channel);
+      // A slice write carries a list of values from `index` on.
+      const values = Array.isArray(e.value) && e.index !== null && e.index !== undefined ? e.value : [e.value ?? e.detail];
+      values.forEach((v, k) => {
+        const index = e.index === null || e.index === undefined ? null : e.index + k;
+        const old = grid.get(index);
+        grid.set(index, { value: v, before: old?.before, pid: e.pid, seq: e.seq, t: e.t });
+      });
     } else if (e.kind === "terminate") {
       signals.push(e);
     }
   }
-  return { channels, pairs, cells, signals };
+  return { channels, pairs, cells, signals, pools };
+}
+
+function poolCard(p) {
+  // Items per task from the tasks reported one by one (a summary counts tasks, not items).
+  const per = p.counted ? p.items / p.counted : null;
+  const perText = per === null ? "" : ` · ${per >= 10 ? Math.round(per).toLocaleString("en") : fmtNum(per, per % 1 ? 1 : 0)} item${per === 1 ? "" : "s"} per task`;
+  return el("div", { class: "channel-card", "data-testid": "pool-tasks", "data-channel": p.name, "data-tasks": String(p.tasks) },
+    el("div", { class: "channel-name" }, p.name, el("span", { class: "sub" }, ` pool${p.summarised ? " · summarised" : ""}`)),
+    el("div", { class: "channel-stats num" },
+      `${p.tasks.toLocaleString("en")} task${p.tasks === 1 ? "" : "s"} on ${p.workers.size} worker${p.workers.size === 1 ? "" : "s"}${perText} · ${(2 * p.tasks).toLocaleString("en")} messages`));
 }
 
 function pairRow(pair, t0, procs) {
@@ -119,8 +281,11 @@ function cellGrid(channel, cells, procs) {
       cellSeq.set(key, c.seq);
       const p = procs.get(c.pid);
       const { colour } = p ? colourOf(p.colour) : { colour: "transparent" };
-      return el("div", { class: `cell${fresh ? " flash" : ""}`, "data-testid": "shared-cell", title: `written by ${c.pid}`, style: { borderColor: colour } },
+      const changed = c.before !== undefined && !c.initial && String(c.before) !== String(c.value);
+      return el("div", { class: `cell${fresh ? " flash" : ""}`, "data-testid": "shared-cell", title: c.initial ? "as created; not written yet" : `written by ${c.pid}`,
+        "data-before": c.before === undefined ? null : String(c.before), "data-value": String(c.value ?? ""), style: { borderColor: colour } },
         el("span", { class: "cell-i" }, index === null ? "value" : `[${index}]`),
+        changed ? el("span", { class: "cell-before num", "data-testid": "shared-before" }, `${c.before} →`) : null,
         el("span", { class: "cell-v num" }, String(c.value ?? "")));
     })));
 }
@@ -136,26 +301,39 @@ export function render(view) {
   if (!lastKey || lastKey.split(":")[0] !== view.rec.id) cellSeq.clear();
   lastKey = view.key;
   const procs = new Map(view.procs.map((p) => [p.pid, p]));
-  const { channels, pairs, cells, signals } = summarise(view.events);
+  const { channels, pairs, cells, signals, pools: poolTasks } = summarise(view.events);
+  const { pools, rows: taskRows } = poolQueues(view.events, procs);
   const parts = [];
-  if (channels.size) {
-    parts.push(el("div", { class: "channels" }, ...[...channels.values()].map((c) => el("div", { class: "channel-card", "data-testid": "channel", "data-channel": c.name },
+  if (poolTasks.size) parts.push(el("div", { class: "channels" }, ...[...poolTasks.values()].map(poolCard)));
+  if (channels.size || pools.size) {
+    parts.push(el("div", { class: "channels" }, ...poolCards(pools), ...[...channels.values()].map((c) => el("div", { class: "channel-card", "data-testid": "channel", "data-channel": c.name },
       el("div", { class: "channel-name" }, c.name, el("span", { class: "sub" }, ` ${c.type}${c.summarised ? " · summarised" : ""}`)),
       el("div", { class: "channel-stats num" },
         `${c.sends} ${c.type === "queue" ? "put" : "sent"} · ${c.recvs} ${c.type === "queue" ? "got" : "received"} · depth ${c.depth}${c.bytes ? ` · ${c.bytes} B` : ""}`)))));
   }
   if (!depthHost) {
     depthHost = el("div", { class: "chart small", "data-testid": "chart-queue-depth" });
-    depthChart = new LineChart(depthHost, { yUnit: "", yFloor: 2, height: 110, stepped: true });
+    depthChart = new LineChart(depthHost, { yUnit: "", yFloor: 2, height: 110, stepped: true, whole: true });
   }
   // A depth curve says something once a queue carries more than a handful of items.
   const queues = [...channels.values()].filter((c) => c.type === "queue" && c.ts.length >= 6);
-  if (queues.length) parts.push(el("div", { class: "chart-label" }, "queue depth"), depthHost);
-  if (pairs.length) {
-    const recent = pairs.sort((a, b) => a.t - b.t).slice(-MAX_ROWS);
+  for (const q of pools.values()) {
+    if (q.tq.ts.length >= 6) queues.push({ name: `${q.name} tasks`, ts: q.tq.ts, ds: q.tq.ds });
+    if (q.rq.ts.length >= 6 && q.rq.peak > 0) queues.push({ name: `${q.name} results`, ts: q.rq.ts, ds: q.rq.ds });
+  }
+  const depthColours = ["#0072B2", "#D55E00", "#009E73", "#CC79A7"];
+  if (queues.length) {
+    parts.push(el("div", { class: "chart-label" }, "queue depth (items waiting)"), depthHost,
+      el("div", { class: "legend", "data-testid": "depth-legend" }, ...queues.map((q, k) => el("span", { class: "legend-item static" },
+        el("span", { class: "swatch-box", style: { background: depthColours[k % 4] } }), q.name))));
+  }
+  if (pairs.length || taskRows.length) {
+    const recent = [...pairs, ...taskRows].sort((a, b) => a.t - b.t).slice(-MAX_ROWS);
+    const total = pairs.length + taskRows.length;
     parts.push(el("table", { class: "msg-table" },
       el("thead", {}, el("tr", {}, ...["at", "channel", "from → to", "message", "size", "took"].map((h, i) => el("th", { scope: "col", class: [0, 4, 5].includes(i) ? "r" : "" }, h)))),
-      el("tbody", {}, ...recent.map((p) => pairRow(p, view.t0, procs)))));
+      el("tbody", {}, ...recent.map((p) => (p.task ? taskRow(p, view.t0, procs) : pairRow(p, view.t0, procs))))));
+    if (total > recent.length) parts.push(el("p", { class: "sub msg-more" }, `the latest ${recent.length} of ${total} messages`));
   }
   for (const [channel, c] of cells) parts.push(cellGrid(channel, c, procs));
   if (signals.length) {
@@ -185,7 +363,7 @@ export function render(view) {
         return d;
       }));
     }
-    depthChart.update(queues.map((q, k) => ({ id: q.name, label: q.name, colour: ["#0072B2", "#D55E00", "#009E73", "#CC79A7"][k % 4] })),
+    depthChart.update(queues.map((q, k) => ({ id: q.name, label: q.name, colour: depthColours[k % 4] })),
       data, [view.xMin, view.xMax]);
   }
 }

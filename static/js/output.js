@@ -1,16 +1,14 @@
 // Every printed line, prefixed and coloured by the process that printed it. Lines are appended,
 // not re-rendered; the DOM keeps the latest MAX_LINES.
-import { $, el, colourOf, inkOn, fmtNum } from "./util.js";
+import { $, el, fmtNum, procBadge } from "./util.js";
 
 const MAX_LINES = 1500;
 let shown = { run: null, cut: null, count: 0, colours: "" };
 
 function line(l, procs, t0) {
-  const p = procs.get(l.pid);
-  const { colour, dash } = p ? colourOf(p.colour) : { colour: "#999999" };
   return el("div", { class: `line${l.stream === "err" ? " err" : ""}`, "data-pid": l.pid },
     el("span", { class: "t num" }, fmtNum(l.t - t0, 2)),
-    el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(l.pid)),
+    procBadge(procs.get(l.pid), l.pid),
     el("span", { class: "text" }, l.text));
 }
 

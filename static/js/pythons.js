@@ -1,16 +1,17 @@
-// Which CPython a lesson runs on: a `python` select beside the lesson's parameters, filled from
-// GET /api/system `pythons` ([{id, version, executable}], the server's own first). The choice is
-// `store.python`, sent with `start` (socket.js); shown only when there is a choice to make.
-import { store } from "./store.js";
+// Which CPython a lesson runs on: a `python` select at the end of the lesson's parameters, filled
+// from GET /api/system `pythons` ([{id, version, executable}], the server's own first). The choice
+// is `store.python`, sent with `start` (socket.js); shown only when there is a choice to make.
+// catalog.js rebuilds the parameter fields for each lesson: the select is put back after them.
+import { store, invalidate } from "./store.js";
 import { $, el } from "./util.js";
 
 const PREF = "mpdash.python";
-let filledFrom = null;
+let listKey = null;
 
-function fill(pythons) {
-  const box = $("python-field");
-  const saved = localStorage.getItem(PREF);
+function field(pythons) {
+  const saved = store.python ?? localStorage.getItem(PREF);
   const chosen = pythons.some((p) => p.id === saved) ? saved : pythons[0].id;
+  store.python = chosen;
   const select = el("select", {
     id: "python-select", name: "python", "data-testid": "python-select",
     onchange: (e) => {
@@ -19,26 +20,26 @@ function fill(pythons) {
     },
   }, ...pythons.map((p) => el("option", { value: p.id, selected: p.id === chosen, title: p.executable },
     p.id === "server" ? `${p.version} (mpdash's)` : p.version)));
-  box.replaceChildren(el("div", {
-    class: "field field-choice", dataset: { param: "python" },
+  return el("div", {
+    class: "field field-choice field-python", dataset: { param: "python" },
     title: "The CPython the lesson runs on (a free-threaded build shows threads scaling)",
-  }, el("label", { for: "python-select" }, "python"), select));
-  store.python = chosen;
+  }, el("label", { for: "python-select" }, "python"), select);
 }
 
 export function render() {
-  const pythons = store.system?.pythons;
-  const list = Array.isArray(pythons) ? pythons : [];
-  const key = JSON.stringify(list.map((p) => p.id));
-  if (key === filledFrom) return;
-  filledFrom = key;
-  const box = $("python-field");
-  // One interpreter (or a server without the list): nothing to choose, nothing to send.
-  box.hidden = list.length < 2;
-  if (list.length < 2) {
-    box.replaceChildren();
-    store.python = null;
+  const pythons = Array.isArray(store.system?.pythons) ? store.system.pythons : [];
+  const box = $("param-fields");
+  const present = box.querySelector('[data-param="python"]');
+  const key = JSON.stringify(pythons.map((p) => [p.id, p.version]));
+  // One interpreter (or a server without the list), or no lesson form: nothing to choose or send.
+  if (pythons.length < 2 || !store.lessonById.has(store.selectedLesson)) {
+    present?.remove();
+    if (pythons.length < 2) store.python = null;
     return;
   }
-  fill(list);
+  if (present && key === listKey && box.lastElementChild === present) return;
+  listKey = key;
+  present?.remove();
+  box.append(field(pythons));
+  invalidate();   // the top bar measures again whether its fields still fit in one row
 }

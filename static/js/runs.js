@@ -1,7 +1,7 @@
 // The history of runs (newest first), the replay scrubber of a finished run, and the
 // side-by-side comparison of two runs of the same lesson.
 import { store, runList, selectRun, loadRun, isLive, viewOf, invalidate } from "./store.js";
-import { LineChart, coreColour } from "./charts.js";
+import { LineChart, coreColour, INTERVAL } from "./charts.js";
 import { $, el, colourOf, fmtDuration, pyJson } from "./util.js";
 
 const STATE_SHAPE = { starting: "◌", running: "●", finished: "✓", failed: "✕", stopped: "■" };
@@ -175,13 +175,14 @@ function renderCompare() {
     const frames = c.view.frames;
     const x = frames.map((f) => f.t - c.view.t0);
     const n = frames.at(-1)?.cores.length || 1;
-    const coresChart = new LineChart(c.coresHost, { yUnit: " %", yFloor: 100, height: 150 });
+    // CPU % is an average since the previous sample: a step over that interval, as on the page.
+    const coresChart = new LineChart(c.coresHost, { yUnit: " %", yFloor: 100, height: 150, step: INTERVAL });
     compareCharts.push(coresChart);
     const coreData = [x];
     for (let k = 0; k < n; k++) coreData.push(frames.map((f) => f.cores[k] ?? null));
     coresChart.update([...Array(n).keys()].map((k) => ({ id: `c${k}`, label: `core ${k}`, colour: coreColour(k, n), dash: k % 2 ? [6, 4] : null })), coreData, [0, xMax]);
     const procs = [...c.view.procs].sort((p, q) => p.colour - q.colour);
-    const cpuChart = new LineChart(c.cpuHost, { yUnit: " %", yFloor: 100, height: 150 });
+    const cpuChart = new LineChart(c.cpuHost, { yUnit: " %", yFloor: 100, height: 150, step: INTERVAL });
     compareCharts.push(cpuChart);
     const cpuData = [x, ...procs.map((p) => frames.map((f) => {
       const i = f.pid.indexOf(p.pid);

@@ -18,6 +18,7 @@ export const store = {
   follow: true,             // show each new run as it starts (everyone watches the same run)
   scrub: null,              // replay: absolute time shown, or null for "the latest"
   compareWith: null,        // run id compared with the selected run
+  highlight: { hover: null, pinned: null },   // pid a legend points at (hover) or holds (click)
   connected: false,
   skew: 0,                  // server clock − local clock, from metrics frames
   machineFrames: [],        // {t, cores} of recent frames, for the cores chart with no run
@@ -75,7 +76,7 @@ function newRecord(id) {
     process_count: 0, time_limit: null, process_limit: null, rss_limit: null, cwd: null,
     python: null, source: null,
     full: false, loading: false, stale: false, pending: [],
-    procs: new Map(), nextColour: 0,
+    procs: new Map(), nextColour: 1,
     output: [], events: [], frames: [], marks: [], output_dropped: 0, stacks: [],
     lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0, lastStacksSeq: 0, version: 0,
   };
@@ -114,7 +115,8 @@ function upsertProc(rec, p) {
   if (old) {
     Object.assign(old, p);
   } else {
-    rec.procs.set(p.pid, { ...p, colour: rec.nextColour++ });
+    // Colour 0 belongs to the main alone: a worker never looks like it.
+    rec.procs.set(p.pid, { ...p, colour: p.role === "main" ? 0 : rec.nextColour++ });
   }
   rec.version += 1;
 }
@@ -160,16 +162,39 @@ export function pushStacks(rec, snap) {
 
 function pushFrame(rec, f) {
   if (f.seq <= rec.lastFrameSeq) return;
+  // A frame with none of the run's processes is not the run's (the server keeps only frames
+  // that sampled one of them): kept, a live viewer's run would differ from a late joiner's.
+  if (!f.pid.length) return;
   rec.frames.push(f);
   rec.lastFrameSeq = f.seq;
   rec.version += 1;
 }
 
-/** The run's own columns of a server-wide metrics frame (null if none of its pids is in it). */
+/** Pids that belong to another live run shown in detail (their columns are not this run's). */
+function claimedElsewhere(rec) {
+  const out = new Set();
+  for (const other of store.runs.values()) {
+    if (other === rec || !other.full || !isLive(other)) continue;
+    for (const pid of other.procs.keys()) out.add(pid);
+  }
+  return out;
+}
+
+/**
+ * The run's own columns of a server-wide metrics frame. A worker's first frame often arrives
+ * before its `proc` start message (the sampler is poked by the same birth), so a pid no run
+ * knows yet is kept too: panels draw only the processes the run has, and a pool worker living
+ * 0.1 s would otherwise lose the one or two frames it was ever in.
+ */
 function ownFrame(rec, frame) {
   const idx = [];
-  for (let i = 0; i < frame.pid.length; i++) if (rec.procs.has(frame.pid[i])) idx.push(i);
+  const others = claimedElsewhere(rec);
+  for (let i = 0; i < frame.pid.length; i++) {
+    const pid = frame.pid[i];
+    if (rec.procs.has(pid) || !others.has(pid)) idx.push(i);
+  }
   const own = { seq: frame.seq, t: frame.t, cores: frame.cores, pid: [], cpu: [], rss: [], core: [], status: "", threads: [] };
+  if (frame.running) own.running = [];
   let status = "";
   for (const i of idx) {
     own.pid.push(frame.pid[i]);
@@ -177,6 +202,7 @@ function ownFrame(rec, frame) {
     own.rss.push(frame.rss[i]);
     own.core.push(frame.core[i]);
     own.threads.push(frame.threads[i]);
+    if (own.running) own.running.push(frame.running[i]);
     status += frame.status[i] || "?";
   }
   own.status = status;
@@ -287,7 +313,7 @@ function trimFullRuns() {
   const keep = new Set([store.selectedRun, store.compareWith]);
   const full = runList().filter((r) => r.full && !isLive(r) && !keep.has(r.id));
   for (const rec of full.slice(MAX_FULL_RUNS)) {
-    Object.assign(rec, { full: false, stale: false, procs: new Map(), nextColour: 0, output: [], events: [], frames: [],
+    Object.assign(rec, { full: false, stale: false, procs: new Map(), nextColour: 1, output: [], events: [], frames: [],
       marks: [], stacks: [], lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0, lastStacksSeq: 0 });
   }
 }
@@ -347,12 +373,30 @@ export function currentView() {
   return viewOf(rec && rec.full ? rec : null, store.scrub);
 }
 
+/** The newest run of a lesson (null when it has none yet). */
+export function latestRunOf(lessonId) {
+  return runList().find((r) => r.lesson === lessonId && r.kind !== "watch") || null;
+}
+
+/**
+ * Show a run, and the lesson it is a run of: header, code, explanation and run always agree.
+ * A watched program (no lesson) clears the lesson, so no lesson's code sits next to it.
+ */
 export function selectRun(id, { follow = null } = {}) {
   if (follow !== null) store.follow = follow;
-  if (store.selectedRun !== id) store.scrub = null;
+  if (store.selectedRun !== id) {
+    store.scrub = null;
+    store.highlight = { hover: null, pinned: null };
+  }
   store.selectedRun = id;
   const rec = id ? store.runs.get(id) : null;
   if (rec && rec.lesson && store.lessonById.has(rec.lesson)) store.selectedLesson = rec.lesson;
+  else if (rec && (rec.kind === "watch" || !rec.lesson)) store.selectedLesson = null;
   if (id) loadRun(id);
   invalidate();
+}
+
+/** The pid highlighted in every panel: the one pointed at, else the one clicked. */
+export function highlighted() {
+  return store.highlight.hover ?? store.highlight.pinned;
 }

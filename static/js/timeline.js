@@ -1,9 +1,11 @@
 // A Gantt of the run: one lane per process on the shared time axis, its lifetime as a bar, its
 // pool tasks as solid segments on the lane, how it ended at the bar's end, phase marks across.
-import { $, el, colourOf, inkOn, endBadge, fmtNum } from "./util.js";
+import { $, el, colourOf, inkOn, endBadge, fmtNum, procBadge, roundStep } from "./util.js";
 import { treeOrder } from "./tree.js";
+import { phases } from "./phases.js";
 
-const MIN_SEG_PCT = 0.35;   // narrower task segments merge with their neighbours (DOM stays small)
+const MIN_TASK_REM = 1.9;   // a task block is at least this wide, so a 1 µs task can be seen and
+                            // counted; blocks that would overlap at that width merge into one
 let lastKey = null;
 
 function pct(t, view) {
@@ -39,29 +41,38 @@ export function taskSegments(events, tNow) {
   return out;
 }
 
-function merged(segs, view) {
+/** Which items a task ran, from its detail: "square over [1, 2]" -> "1, 2", "f(3)" -> "3". */
+export function taskItems(detail) {
+  const text = String(detail ?? "");
+  const over = / over \[(.*)\]$/.exec(text);
+  if (over) return over[1];
+  const call = /^[\w.<>]+\((.*)\)$/.exec(text);
+  return call ? call[1] : text;
+}
+
+function merged(segs, view, minPct) {
   const res = [];
   for (const s of segs.sort((x, y) => x.a - y.a)) {
     const [l, w] = clampSpan(pct(s.a, view), pct(s.b, view));
     if (w <= 0 && (l <= 0 || l >= 100)) continue;
     const prev = res[res.length - 1];
-    if (prev && (w < MIN_SEG_PCT || prev.w < MIN_SEG_PCT) && l - (prev.l + prev.w) < MIN_SEG_PCT) {
+    if (prev && l < prev.l + Math.max(prev.w, minPct)) {
       prev.w = Math.max(prev.w, l + w - prev.l);
-      prev.n += 1;
+      prev.segs.push(s);
       prev.open = prev.open || s.open;
-    } else res.push({ l, w, n: 1, s, open: s.open });
+    } else res.push({ l, w, segs: [s], open: s.open });
   }
+  for (const r of res) r.w = Math.min(Math.max(r.w, minPct), 100 - r.l);
   return res;
 }
 
 function ticks(view) {
   const span = view.xMax - view.xMin;
-  const steps = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300];
-  const step = steps.find((s) => span / s <= 6) || 600;
+  const { step, decimals } = roundStep(span, 6);
   const out = [];
-  for (let t = Math.ceil(view.xMin / step) * step; t <= view.xMax + 1e-9; t += step) out.push(t);
+  for (let k = Math.ceil(view.xMin / step - 1e-9); k * step <= view.xMax + 1e-9; k++) out.push(k * step);
   return out.map((t) => el("span", { class: `tick num${(t - view.xMin) / (span || 1) > 0.97 ? " last" : ""}`, style: { left: `${((t - view.xMin) / (span || 1)) * 100}%` } },
-    `${fmtNum(t, step < 1 ? 1 : 0)} s`));
+    `${fmtNum(t, decimals)} s`));
 }
 
 export function render(view) {
@@ -79,9 +90,11 @@ export function render(view) {
   const trackPx = Math.max(100, box.clientWidth - 21.5 * rem);
   const fits = (w, text) => {
     const chars = Math.floor(((w / 100) * trackPx) / (0.62 * 0.68 * rem)) - 1;
-    if (chars < 2 || !text) return "";
-    return text.length <= chars ? text : `${text.slice(0, Math.max(1, chars - 1))}…`;
+    if (chars < 1 || !text) return "";
+    return text.length <= chars ? text : chars < 3 ? "" : `${text.slice(0, Math.max(1, chars - 1))}…`;
   };
+  const minPct = ((MIN_TASK_REM * rem) / trackPx) * 100;
+  const phaseOf = phases(view);
   const lanes = treeOrder(view.procs).map(({ p, depth }) => {
     const { colour, dash } = colourOf(p.colour);
     const start = p.started_at ?? view.t0;
@@ -92,12 +105,16 @@ export function render(view) {
       class: `tl-life${dash ? " dashed" : ""}${p.ended_at ? "" : " alive"}`,
       style: { left: `${l}%`, width: `${Math.max(w, 0.3)}%`, background: colour, borderColor: colour },
     }));
-    for (const seg of merged(tasks.get(p.pid) || [], view)) {
-      const label = seg.n > 1 ? `${seg.n} tasks` : `task ${seg.s.msg ?? ""}${seg.s.detail ? ` (${seg.s.detail})` : ""}`;
+    for (const seg of merged(tasks.get(p.pid) || [], view, minPct)) {
+      // Labelled by the items it ran (what a newcomer can check against the input list).
+      const items = seg.segs.map((s) => taskItems(s.detail)).join(" | ");
+      const n = seg.segs.length;
+      const title = n > 1 ? `${n} tasks: ${seg.segs.map((s) => s.detail ?? s.msg).join("; ")}` : `task ${seg.segs[0].msg ?? ""}${seg.segs[0].detail ? ` (${seg.segs[0].detail})` : ""}`;
       track.append(el("div", {
-        class: `tl-task${seg.open ? " open" : ""}`, "data-testid": "timeline-task", title: label,
-        style: { left: `${seg.l}%`, width: `${Math.max(seg.w, 0.25)}%`, background: colour, color: inkOn(colour) },
-      }, seg.n === 1 ? fits(seg.w, seg.s.detail ? String(seg.s.detail) : "") : fits(seg.w, `${seg.n} tasks`)));
+        class: `tl-task${seg.open ? " open" : ""}${n > 1 ? " many" : ""}`, "data-testid": "timeline-task", title,
+        "data-items": items, "data-tasks": n, "aria-label": n > 1 ? `${n} tasks, items ${items}` : `task, items ${items}`,
+        style: { left: `${seg.l}%`, width: `${seg.w}%`, background: colour, color: inkOn(colour) },
+      }, fits(seg.w, n > 1 ? (fits(seg.w, items) || `${n}×`) : items)));
     }
     const badge = endBadge(p);
     if (badge && l + w < 97) {
@@ -109,10 +126,12 @@ export function render(view) {
     }, el("span", { class: "shape", "aria-hidden": "true" }, badge.shape), " ", badge.word) : (view.replaying || view.live ? el("span", { class: "sub" }, "alive") : null));
     const tags = [p.role];
     if (p.daemon) tags.push("daemon");
+    const phase = phaseOf.get(p.pid);
+    if (phase) tags.push(phase);
     return el("div", { class: `tl-lane${p.ended_at ? " ended" : ""}`, "data-pid": p.pid },
       el("div", { class: "tl-label", style: { paddingLeft: `${Math.min(depth, 3) * 0.5}em` } },
-        el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(p.pid)),
-        el("span", { class: "tl-role" }, tags[0], tags[1] ? el("small", {}, ` ${tags[1]}`) : null)),
+        procBadge(p),
+        el("span", { class: "tl-role" }, tags[0], tags.length > 1 ? el("small", {}, ` ${tags.slice(1).join(" · ")}`) : null)),
       track, endCell);
   });
   const marks = [];

@@ -1,7 +1,9 @@
 // The process tree as a table: main → its children, role, start method, state, core, threads,
-// CPU and RSS from the latest frame, and how each process ended.
+// CPU and RSS from the latest frame while a process lives, and after it ended its peak CPU, peak
+// RSS and how long it lived, then how each process ended.
 import { store } from "./store.js";
-import { $, el, colourOf, inkOn, endBadge, fmtNum, fmtBytesKiB, stateWord } from "./util.js";
+import { $, el, endBadge, fmtNum, fmtBytesKiB, fmtDuration, stateWord, stateText, procBadge } from "./util.js";
+import { phases } from "./phases.js";
 
 const rows = new Map();   // pid -> <tr>
 let shownRun = null;
@@ -30,26 +32,28 @@ export function treeOrder(procs) {
   return out;
 }
 
+const COLUMNS = ["proc", "role", "method", "state", "cpu", "rss", "core", "threads", "lived", "end"];
+
 function makeRow() {
   const cells = {};
   const tr = el("tr", { "data-testid": "proc-row" });
-  for (const name of ["proc", "role", "method", "state", "cpu", "rss", "core", "threads", "end"]) {
-    const cls = { cpu: "num r", rss: "num r", core: "num r secondary-col", threads: "num r secondary-col", method: "secondary-col" }[name] || "";
-    cells[name] = el("td", { class: cls });
+  for (const name of COLUMNS) {
+    const cls = { cpu: "num r", rss: "num r", core: "num r secondary-col", threads: "num r secondary-col", method: "secondary-col", lived: "num r", end: "end-cell" }[name] || "";
+    cells[name] = el("td", { class: cls, dataset: { col: name } });
     tr.append(cells[name]);
   }
   tr._cells = cells;
   return tr;
 }
 
-function fill(tr, p, depth, sample) {
+function fill(tr, p, depth, sample, peak, phase, view) {
   const c = tr._cells;
-  const { colour, dash } = colourOf(p.colour);
-  const state = stateWord(p, sample?.status);
+  const state = stateWord(p, sample?.status, sample);
+  const ended = p.ended_at !== null && p.ended_at !== undefined;
   tr.dataset.pid = p.pid;
   tr.dataset.role = p.role;
   tr.dataset.state = state;
-  if (p.ended_at !== null && p.ended_at !== undefined) {
+  if (ended) {
     if (p.exitcode !== null && p.exitcode !== undefined) tr.dataset.exitcode = p.exitcode;
     else delete tr.dataset.exitcode;
     if (p.end) tr.dataset.end = p.end;
@@ -58,40 +62,67 @@ function fill(tr, p, depth, sample) {
     delete tr.dataset.exitcode;
     delete tr.dataset.end;
   }
+  if (phase) tr.dataset.phase = phase;
+  else delete tr.dataset.phase;
   tr.className = `st-${state}${p.end ? ` end-${p.end}` : ""}`;
-  const chip = el("span", { class: `pid-chip${dash ? " dashed" : ""}`, style: { background: colour, color: inkOn(colour) } }, String(p.pid));
   const name = p.name && p.role !== "main" ? el("span", { class: "pname" }, p.name) : null;
   // stacks.js listens for clicks on this action (one listener for all rows)
   const stack = state !== "exited" && store.role === "presenter" ? el("button", { type: "button", class: "row-action",
     "data-testid": "proc-stacks", "data-pid": p.pid, title: "Where is this process? Take the run's stacks" }, "stack") : null;
-  c.proc.replaceChildren(...[el("span", { class: "indent", style: { width: `${depth * 1.1}em` } }, depth ? "└ " : ""), chip, name, stack].filter(Boolean));
+  c.proc.replaceChildren(...[el("span", { class: "indent", style: { width: `${depth * 1.1}em` } }, depth ? "└ " : ""), procBadge(p), name,
+    phase ? el("span", { class: "phase-tag", "data-testid": "proc-phase", title: `started during the run's "${phase}" phase` }, phase) : null, stack].filter(Boolean));
   const tags = [p.role];
   if (p.daemon) tags.push("daemon");
   if (p.orphan) tags.push("orphan");
-  c.role.textContent = tags.join(" · ");
+  c.role.replaceChildren(tags.join(" · "), p.start_method ? el("span", { class: "role-method" }, ` · ${p.start_method}`) : "");
   c.method.textContent = p.start_method || "–";
-  c.state.replaceChildren(el("span", { class: `state-pill sp-${state}` }, state));
-  c.cpu.textContent = sample && state !== "exited" ? fmtNum(sample.cpu, 1) : "–";
-  c.rss.textContent = sample && state !== "exited" ? fmtBytesKiB(sample.rss) : "–";
-  c.core.textContent = sample && state !== "exited" ? String(sample.core) : "–";
-  c.threads.textContent = sample && state !== "exited" ? String(sample.threads) : "–";
+  const title = sample?.running > 0 && sample.threads > 1 && sample.status !== "R"
+    ? "its main thread waits, another of its threads was running at the last sample" : "";
+  c.state.replaceChildren(el("span", { class: `state-pill sp-${state}`, title }, ended ? state : stateText(state, sample)));
+  // While it lives: the latest reading. After: what it peaked at (an exited process has no
+  // current CPU or memory, and "–" everywhere told nothing about what it did).
+  if (!ended) {
+    c.cpu.textContent = sample ? fmtNum(sample.cpu, 1) : "–";
+    c.rss.textContent = sample ? fmtBytesKiB(sample.rss) : "–";
+    c.core.textContent = sample ? String(sample.core) : "–";
+    c.threads.textContent = sample ? String(sample.threads) : "–";
+    c.cpu.title = c.rss.title = "";
+  } else {
+    c.cpu.textContent = peak ? `▲ ${fmtNum(peak.cpu, 1)}` : "–";
+    c.rss.textContent = peak && peak.rss ? `▲ ${fmtBytesKiB(peak.rss)}` : "–";
+    c.core.textContent = sample ? String(sample.core) : "–";
+    c.threads.textContent = peak ? String(peak.threads) : "–";
+    c.cpu.title = "peak CPU % over its life";
+    c.rss.title = "peak memory (RSS) over its life";
+  }
+  const start = p.started_at ?? view.t0;
+  const lived = (ended ? p.ended_at : view.tNow) - start;
+  c.lived.textContent = Number.isFinite(lived) ? fmtDuration(Math.max(0, lived)) : "–";
+  c.lived.title = ended ? "how long it lived" : "alive for";
   const badge = endBadge(p);
   c.end.replaceChildren(badge ? el("span", { class: `end-badge ${badge.cls}`, title: badge.title },
     el("span", { class: "shape", "aria-hidden": "true" }, badge.shape), " ", badge.word) : "");
 }
 
-/** Each pid's latest sample: the last frame it appears in. */
-function latestSamples(frames) {
-  const out = new Map();
-  for (let k = frames.length - 1; k >= 0 && k >= frames.length - 50; k--) {
+/** Each pid's latest sample (the last frame it appears in) and its peaks over all frames. */
+function readings(frames) {
+  const latest = new Map();
+  const peaks = new Map();
+  for (let k = frames.length - 1; k >= 0; k--) {
     const f = frames[k];
     for (let i = 0; i < f.pid.length; i++) {
-      if (!out.has(f.pid[i])) {
-        out.set(f.pid[i], { cpu: f.cpu[i], rss: f.rss[i], core: f.core[i], status: f.status[i], threads: f.threads[i] });
+      const pid = f.pid[i];
+      if (!latest.has(pid)) {
+        latest.set(pid, { cpu: f.cpu[i], rss: f.rss[i], core: f.core[i], status: f.status[i], threads: f.threads[i], running: f.running?.[i] });
       }
+      const pk = peaks.get(pid) || { cpu: 0, rss: 0, threads: 0 };
+      pk.cpu = Math.max(pk.cpu, f.cpu[i] || 0);
+      pk.rss = Math.max(pk.rss, f.rss[i] || 0);   // a zombie's 0 never wins
+      pk.threads = Math.max(pk.threads, f.threads[i] || 0);
+      peaks.set(pid, pk);
     }
   }
-  return out;
+  return { latest, peaks };
 }
 
 export function render(view) {
@@ -103,7 +134,8 @@ export function render(view) {
     shownRun = runId;
   }
   if (!view) return;
-  const samples = latestSamples(view.frames);
+  const { latest, peaks } = readings(view.frames);
+  const phaseOf = phases(view);
   const ordered = treeOrder(view.procs);
   const wanted = new Set(ordered.map((o) => o.p.pid));
   for (const [pid, tr] of rows) {
@@ -118,7 +150,7 @@ export function render(view) {
       tr = makeRow();
       rows.set(p.pid, tr);
     }
-    fill(tr, p, depth, samples.get(p.pid));
+    fill(tr, p, depth, latest.get(p.pid), peaks.get(p.pid), phaseOf.get(p.pid), view);
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
   notePerf(view);

@@ -1,7 +1,13 @@
 // Small shared helpers: formatting, colours, how a process ended, DOM building.
 
-// Okabe–Ito, colour-blind safe. Black swaps with near-white in the dark theme (see colourOf).
-export const PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"];
+// Colour-blind-safe process colours: Okabe–Ito's eight, then six of Paul Tol's that stay apart
+// from them (wine, teal, olive, indigo, purple, pale cyan). Index 0 is the run's main process and
+// is never given to anyone else; workers cycle through the other 13, and a second round carries
+// a dash (lines) or an underline (badges) instead of a new colour. Dark theme: the three darkest
+// are lightened (see colourOf) so a line never vanishes into the background.
+export const PALETTE = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000",
+  "#882255", "#44AA99", "#999933", "#332288", "#AA4499", "#88CCEE"];
+const DARK_SWAP = { "#000000": "#E8E8E8", "#332288": "#8F84E0", "#882255": "#D46A94", "#0072B2": "#3A9BE0" };
 
 const SIGNALS = {
   1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS",
@@ -40,17 +46,39 @@ export function isDark() {
   return document.documentElement.dataset.theme === "dark";
 }
 
-/** Colour and dash of the i-th process of a run; the same in every panel. */
+/** Colour and dash of a process's colour index (0 = the main); the same in every panel. */
 export function colourOf(index) {
-  let c = PALETTE[index % PALETTE.length];
-  if (c === "#000000" && isDark()) c = "#E8E8E8";
-  const dash = Math.floor(index / PALETTE.length) % 2 === 1 ? [8, 5] : null;
-  return { colour: c, dash };
+  const others = PALETTE.length - 1;
+  const i = index <= 0 ? 0 : 1 + ((index - 1) % others);
+  const round = index <= 0 ? 0 : Math.floor((index - 1) / others);
+  let c = PALETTE[i];
+  if (isDark() && DARK_SWAP[c]) c = DARK_SWAP[c];
+  const dash = round % 2 === 1 ? [8, 5] : round >= 2 ? [2, 4] : null;
+  return { colour: c, dash, round };
 }
 
-/** Text colour readable on top of a palette colour. */
+/** Text colour readable on top of a colour (WCAG relative luminance, not a list). */
 export function inkOn(colour) {
-  return ["#0072B2", "#000000", "#D55E00", "#CC79A7"].includes(colour) ? "#fff" : "#111";
+  const m = /^#([0-9a-f]{6})$/i.exec(colour || "");
+  if (!m) return "#111";
+  const lin = (k) => {
+    const v = parseInt(m[1].slice(k, k + 2), 16) / 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  };
+  const lum = 0.2126 * lin(0) + 0.7152 * lin(2) + 0.0722 * lin(4);
+  // Contrast with white vs with near-black: whichever is higher.
+  return (1.05 / (lum + 0.05)) > ((lum + 0.05) / 0.0573) ? "#fff" : "#111";
+}
+
+/** The pid badge of a process, the same in every panel: solid colour, readable ink; a process of
+ * a later colour round gets an underline bar (a dashed outline made the pid unreadable). */
+export function procBadge(p, pid = p?.pid) {
+  if (!p) return el("span", { class: "pid-chip plain", "data-testid": "proc-badge", "data-pid": pid ?? "" }, pid === null || pid === undefined ? "?" : String(pid));
+  const { colour, round } = colourOf(p.colour);
+  return el("span", {
+    class: `pid-chip${round ? " round2" : ""}`, "data-testid": "proc-badge", "data-pid": p.pid,
+    style: { background: colour, color: inkOn(colour) },
+  }, String(p.pid));
 }
 
 export function fmtNum(v, decimals = 1) {
@@ -104,16 +132,42 @@ export function $(id) {
   return document.getElementById(id);
 }
 
-/** Process state word for the tree from a /proc status letter. */
-export function stateWord(proc, status) {
+/**
+ * Process state word for the tree from a frame's reading. The stat letter is the main thread's
+ * only: a main waiting in join() while its threads compute reads "S". A process is running when
+ * a thread of it was running at the sample (`running`, from /proc/<pid>/task) or when it used
+ * more than half a core since its previous sample (a snapshot can fall between two slices).
+ */
+export function stateWord(proc, status, sample = null) {
   if (proc.ended_at !== null && proc.ended_at !== undefined) return "exited";
   if (status === "Z") return "zombie";
-  if (status === "R") return "running";
   if (status === "T" || status === "t") return "stopped";   // SIGSTOP, or a debugger
+  if (status === "R" || (sample && (sample.running > 0 || sample.cpu >= 50))) return "running";
   if (status) return "sleeping";
   return "running";
 }
 
+/** The word shown for that state: "running (3 threads)" for a multi-threaded process. */
+export function stateText(state, sample) {
+  const n = sample?.threads;
+  return (state === "running" || state === "sleeping") && n > 1 ? `${state} (${n} threads)` : state;
+}
+
 export function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+/** Round axis steps: 1, 2 or 5 × 10^k (never 0.25, which one decimal prints as "0.3"). */
+export const ROUND_INCRS = [];
+for (let e = -3; e <= 6; e++) for (const m of [1, 2, 5]) ROUND_INCRS.push(Number((m * 10 ** e).toPrecision(1)));
+
+/** The smallest round step giving at most maxTicks steps over span, and the decimals it needs. */
+export function roundStep(span, maxTicks = 6) {
+  const step = ROUND_INCRS.find((s) => span / s <= maxTicks) || ROUND_INCRS.at(-1);
+  return { step, decimals: decimalsOf(step) };
+}
+
+/** Decimals that print a multiple of step exactly (0.05 -> 2, 0.5 -> 1, 5 -> 0). */
+export function decimalsOf(step) {
+  return step >= 1 ? 0 : Math.min(4, Math.ceil(-Math.log10(step) - 1e-9));
 }

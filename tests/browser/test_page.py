@@ -394,20 +394,21 @@ def test_traffic_summaries_count_pipes_bytes_and_nothing_else(page):
 
 
 def test_a_process_looks_the_same_in_every_panel(page):
-    # Past the 8 palette colours a process is told apart by a dashed outline: every panel's
-    # chip must carry it, or two processes look identical in the timeline or the output.
-    start(page, "pool-map", workers=9, items=9)
+    # Past the 14 palette colours (issue 19: the main's is never reused) a process is told apart
+    # by an underline bar: every panel's badge must carry it, or two processes look identical.
+    start(page, "pool-map", workers=16, items=16)
     assert wait_state(page) == "finished"
-    wait_all_exited(page, 10)
-    page.wait_for_selector('#timeline .tl-lane >> nth=9')
-    chips = page.evaluate("""() => [...document.querySelectorAll('.pid-chip')].map(c =>
-        [c.textContent, c.closest('[id]').id, c.style.background, c.classList.contains('dashed')])""")
+    wait_all_exited(page, 17)
+    page.wait_for_selector('#timeline .tl-lane >> nth=16')
+    chips = page.evaluate("""() => [...document.querySelectorAll('[data-testid=proc-badge]')].map(c =>
+        [c.textContent, c.closest('[id]').id, c.style.background, c.classList.contains('round2')])""")
     looks = {}
-    for pid, panel, background, dashed in chips:
-        looks.setdefault(pid, set()).add((background, dashed))
+    for pid, panel, background, marked in chips:
+        looks.setdefault(pid, set()).add((background, marked))
     assert {panel for _, panel, _, _ in chips} >= {"proc-rows", "timeline"}
     assert all(len(v) == 1 for v in looks.values()), looks
-    assert sum(dashed for v in looks.values() for _, dashed in v) >= 1
+    assert sum(marked for v in looks.values() for _, marked in v) == 3   # 17 processes, 14 colours
+    assert len({look for v in looks.values() for look in v}) == 17
 
 
 def test_a_stopped_process_is_shown_stopped_not_sleeping(page):

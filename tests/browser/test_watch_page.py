@@ -66,8 +66,11 @@ def test_a_watched_program_is_shown_as_a_program(page, dashboard, tmp_path):
     assert "4 processes" in data["findings"][0]["text"]   # the main and Pool(3)'s workers
     assert "measures nothing" not in _text(page, "findings")
 
-    # The next lesson run: the lesson's header, code and question again.
+    # The next lesson run: the lesson's header, code and question again. Picking the lesson
+    # shows its last run (finished) at first: wait for the new one before reading its state.
+    seen = page.evaluate("() => [...window.mpdash.store.runs.keys()]")
     start(page, "queue")
+    page.wait_for_function("seen => !seen.includes(window.mpdash.store.selectedRun)", arg=seen)
     assert wait_state(page) == "finished"
     assert header.is_hidden()
     assert _text(page, "code") == lesson_code
