@@ -20,6 +20,14 @@ pytestmark = pytest.mark.browser
 SCRIPTS = os.path.join(PROJECT_ROOT, "tests", "scripts")
 
 
+def _shown_finished(page, run_id):
+    """The page shows that run, and shows it finished (not the state of the run shown before)."""
+    page.wait_for_function("""id => window.mpdash.store.selectedRun === id
+        && window.mpdash.store.runs.get(id)?.state === "finished"
+        && document.querySelector('[data-testid=run-state]').textContent.trim() === "finished"
+        """, arg=run_id, timeout=30_000)
+
+
 def _text(page, testid):
     return page.text_content(f'[data-testid="{testid}"]').strip()
 
@@ -38,8 +46,8 @@ def test_a_watched_program_is_shown_as_a_program(page, dashboard, tmp_path):
     shutil.copy(os.path.join(SCRIPTS, "pool_map.py"), script)
     run = dashboard.engine.start_command([sys.executable, "pool_map.py"], cwd=str(folder),
                                          title="python pool_map.py")
-    page.wait_for_function("id => window.mpdash.store.selectedRun === id", arg=run.id)
-    assert wait_state(page) == "finished"
+    dashboard.engine.wait(run.id, timeout=30)
+    _shown_finished(page, run.id)
 
     header = page.locator('[data-testid="run-command"]')
     assert header.is_visible()
@@ -80,8 +88,8 @@ def test_a_watched_program_is_shown_as_a_program(page, dashboard, tmp_path):
 
 def test_a_command_without_a_python_file_says_so(page, dashboard):
     run = dashboard.engine.start_command([sys.executable, "-c", "print('hi')"])
-    page.wait_for_function("id => window.mpdash.store.selectedRun === id", arg=run.id)
-    assert wait_state(page) == "finished"
+    dashboard.engine.wait(run.id, timeout=30)
+    _shown_finished(page, run.id)
     page.wait_for_function(
         "() => document.querySelector('[data-testid=code-path]').textContent.includes('no Python file')")
     assert _text(page, "code") == ""
