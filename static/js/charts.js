@@ -8,6 +8,9 @@ import { store, LIVE_WINDOW_S, serverNow, highlighted } from "./store.js";
 import { look } from "./controls.js";
 import { $, el, colourOf, cssVar, fmtNum, ROUND_INCRS, decimalsOf } from "./util.js";
 import { phases } from "./phases.js";
+import { Heatmap } from "./heatmap.js";
+import { MANY } from "./groups.js";
+import { treeOrder } from "./tree.js";
 
 // Which way a step goes: -1 = the value describes the interval that ends at its sample (CPU %
 // since the previous sample), 1 = it holds from its sample until the next (a reading, RSS).
@@ -118,8 +121,10 @@ class LineChart {
   }
 }
 
-let cores, procCpu, procMem;
+let cores, procCpu, procMem, heatmap, heatHost;
 const legends = {};
+const notes = {};
+const FEW = 5;   // past MANY processes, the lines kept: the busiest few (the heatmap has them all)
 
 export function init() {
   cores = new LineChart($("chart-cpu-cores"), { yUnit: " %", yFloor: 100, height: 130, step: INTERVAL });
@@ -130,8 +135,12 @@ export function init() {
     const wrap = el("div", { class: "chart-cell" });
     host.replaceWith(wrap);
     legends[id] = el("div", { class: "legend", "data-testid": "legend", "data-chart": id, role: "group", "aria-label": `legend of ${label}` });
-    wrap.append(el("div", { class: "chart-label" }, label), host, legends[id]);
+    notes[id] = el("div", { class: "chart-note", "data-testid": "chart-note" });
+    wrap.append(el("div", { class: "chart-label" }, label), host, legends[id], notes[id]);
   }
+  heatHost = el("div", { class: "heatmap", hidden: true });
+  notes["chart-proc-cpu"].after(heatHost);
+  heatmap = new Heatmap(heatHost);
   const coresHost = $("chart-cpu-cores");
   legends.cores = el("div", { class: "legend cores-legend", "data-testid": "cores-legend" });
   coresHost.after(legends.cores);
@@ -302,31 +311,60 @@ function legendFor(id, view, procs, sampled) {
   }));
 }
 
-function drawProcs(view, frames, xRange) {
-  const procs = [...view.procs].sort((a, b) => a.colour - b.colour);
-  const series = procs.map((p) => ({ id: p.pid, label: `${p.pid}`, ...colourOf(p.colour) }));
-  const x = frames.map((f) => f.t - view.t0);
-  const cpu = [x];
-  const mem = [x];
-  const sampled = new Set();
-  for (const f of view.frames) for (const pid of f.pid) sampled.add(pid);
-  for (const p of procs) {
-    const c = [];
-    const m = [];
-    for (const f of frames) {
-      const i = f.pid.indexOf(p.pid);
-      c.push(i < 0 ? null : f.cpu[i]);
+/** Per pid, its column in each frame: [pid -> Float64Array-like of values | null] for cpu and rss. */
+function columns(frames, pids) {
+  const at = new Map(pids.map((pid, k) => [pid, k]));
+  const cpu = pids.map(() => new Array(frames.length).fill(null));
+  const rss = pids.map(() => new Array(frames.length).fill(null));
+  frames.forEach((f, j) => {
+    for (let i = 0; i < f.pid.length; i++) {
+      const k = at.get(f.pid[i]);
+      if (k === undefined) continue;
+      cpu[k][j] = f.cpu[i];
       // A process caught while exiting (a zombie, or one releasing its memory) reads 0: no
       // running Python has 0 KiB resident, so that is "no reading", not a drop to 0 MiB.
-      m.push(i < 0 || !f.rss[i] ? null : f.rss[i] / 1024);
+      rss[k][j] = f.rss[i] ? f.rss[i] / 1024 : null;
     }
-    cpu.push(c);
-    mem.push(m);
+  });
+  return { cpu, rss };
+}
+
+/** Indices of the `few` largest by score (ties: the earlier colour), in their first order. */
+function topFew(scores, few) {
+  return scores.map((v, k) => [v, k]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, few).map((x) => x[1]).sort((a, b) => a - b);
+}
+
+function mean(ys) {
+  let s = 0, n = 0;
+  for (const y of ys) if (y !== null) { s += y; n += 1; }
+  return n ? s / n : 0;
+}
+
+function drawProcs(view, frames, xRange) {
+  const procs = [...view.procs].sort((a, b) => a.colour - b.colour);
+  const x = frames.map((f) => f.t - view.t0);
+  const { cpu, rss } = columns(frames, procs.map((p) => p.pid));
+  const sampled = new Set();
+  for (const f of view.frames) for (const pid of f.pid) sampled.add(pid);
+  const many = procs.length > MANY;
+  // Past MANY processes, forty tangled lines say nothing: the heatmap shows every process, the
+  // lines only the busiest few over the window shown (memory: the largest few).
+  const cpuIdx = many ? topFew(cpu.map(mean), FEW) : procs.map((_, k) => k);
+  const memIdx = many ? topFew(rss.map((ys) => Math.max(0, ...ys.filter((y) => y !== null))), FEW) : cpuIdx;
+  const seriesOf = (idx) => idx.map((k) => ({ id: procs[k].pid, label: `${procs[k].pid}`, ...colourOf(procs[k].colour) }));
+  procCpu.update(seriesOf(cpuIdx), [x, ...cpuIdx.map((k) => cpu[k])], xRange);
+  procMem.update(seriesOf(memIdx), [x, ...memIdx.map((k) => rss[k])], xRange);
+  legendFor("chart-proc-cpu", view, cpuIdx.map((k) => procs[k]), sampled);
+  legendFor("chart-proc-mem", view, memIdx.map((k) => procs[k]), sampled);
+  const more = procs.length - FEW;
+  notes["chart-proc-cpu"].textContent = many ? `The ${FEW} busiest of ${procs.length} processes as lines; every process below, one row each (colour = CPU %).` : "";
+  notes["chart-proc-mem"].textContent = many ? `The ${FEW} largest of ${procs.length} processes (${more} more not drawn).` : "";
+  heatHost.hidden = !many;
+  if (many) {
+    const rows = treeOrder(view.procs).map(({ p }) => ({ pid: p.pid, label: `${p.pid} ${p.role === "main" ? "main" : p.name || p.role}` }));
+    const bb = procCpu.plot?.bbox, dpr = window.devicePixelRatio || 1;
+    heatmap.draw(rows, frames, view.t0, xRange, bb ? { left: bb.left / dpr, width: bb.width / dpr } : null);
   }
-  procCpu.update(series, cpu, xRange);
-  procMem.update(series, mem, xRange);
-  legendFor("chart-proc-cpu", view, procs, sampled);
-  legendFor("chart-proc-mem", view, procs, sampled);
 }
 
 // The rate frames really arrive at (a busy machine takes fewer, births add some), measured over
@@ -357,6 +395,8 @@ export function render(view) {
     cores && drawCores(frames, now - LIVE_WINDOW_S, [0, LIVE_WINDOW_S], null);
     procCpu.update([], [[]], [0, LIVE_WINDOW_S]);
     procMem.update([], [[]], [0, LIVE_WINDOW_S]);
+    heatHost.hidden = true;
+    for (const n of Object.values(notes)) n.textContent = "";
     for (const id of ["chart-proc-cpu", "chart-proc-mem"]) {
       legends[id].replaceChildren();
       legends[id].dataset.key = "";
@@ -373,7 +413,7 @@ export function render(view) {
 /** The page's charts, read-only for tests (window.mpdash.charts): plot, series ids. */
 export function exposed() {
   const one = (c) => (c ? { plot: c.plot, ids: c.series.map((s) => String(s.id)), focused: c.focused } : null);
-  return { cores: one(cores), cpu: one(procCpu), mem: one(procMem) };
+  return { cores: one(cores), cpu: one(procCpu), mem: one(procMem), heatmap };
 }
 
 export { LineChart, coreColour, visibleFrames };

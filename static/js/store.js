@@ -72,7 +72,7 @@ export function isLive(rec) {
 function newRecord(id) {
   return {
     id, lesson: null, title: "", params: {}, kind: "lesson", command: null, state: "starting",
-    started_at: null, ended_at: null, result: null, findings: [], error: null, seq: 0,
+    started_at: null, ended_at: null, result: null, findings: [], pools: [], error: null, seq: 0,
     process_count: 0, time_limit: null,
     full: false, loading: false, stale: false, pending: [],
     procs: new Map(), nextColour: 1,
@@ -90,7 +90,7 @@ export function ensureRun(id) {
   return rec;
 }
 
-const SUMMARY_FIELDS = ["lesson", "title", "params", "kind", "command", "state", "started_at",
+const SUMMARY_FIELDS = ["lesson", "title", "params", "kind", "command", "state", "started_at", "pools",
   "ended_at", "result", "findings", "error", "process_count", "time_limit"];
 
 export function applySummary(s) {

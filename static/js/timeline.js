@@ -3,6 +3,7 @@
 import { $, el, colourOf, inkOn, endBadge, fmtNum, procBadge, roundStep } from "./util.js";
 import { treeOrder } from "./tree.js";
 import { phases } from "./phases.js";
+import { groupsOf, isOpen, toggle, openKey, endingsText, worstEnd } from "./groups.js";
 
 const MIN_TASK_REM = 1.9;   // a task block is at least this wide, so a 1 µs task can be seen and
                             // counted; blocks that would overlap at that width merge into one
@@ -83,8 +84,9 @@ export function render(view) {
     if (!box.children.length) box.replaceChildren(el("p", { class: "empty" }, "Press Run: each process gets a lane here."));
     return;
   }
-  if (view.key === lastKey) return;
-  lastKey = view.key;
+  const key = `${view.key}|${openKey()}`;
+  if (key === lastKey) return;
+  lastKey = key;
   const tasks = taskSegments(view.events, view.tNow);
   const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 15;
   const trackPx = Math.max(100, box.clientWidth - 21.5 * rem);
@@ -95,7 +97,7 @@ export function render(view) {
   };
   const minPct = ((MIN_TASK_REM * rem) / trackPx) * 100;
   const phaseOf = phases(view);
-  const lanes = treeOrder(view.procs).map(({ p, depth }) => {
+  const lane = ({ p, depth }) => {
     const { colour, dash } = colourOf(p.colour);
     const start = p.started_at ?? view.t0;
     const end = p.ended_at ?? view.tNow;
@@ -133,7 +135,47 @@ export function render(view) {
         procBadge(p),
         el("span", { class: "tl-role" }, tags[0], tags.length > 1 ? el("small", {}, ` ${tags.slice(1).join(" · ")}`) : null)),
       track, endCell);
-  });
+  };
+  // A pool's workers as one lane: from its first start to its last end, every task of every
+  // worker on it (merged where they overlap: how busy the pool was, across time).
+  const groupLane = (g, depth) => {
+    const members = g.pids.map((pid) => byPid.get(pid));
+    const start = Math.min(...members.map((p) => p.started_at ?? view.t0));
+    const alive = members.some((p) => p.ended_at === null || p.ended_at === undefined);
+    const end = alive ? view.tNow : Math.max(...members.map((p) => p.ended_at));
+    const [l, w] = clampSpan(pct(start, view), pct(end, view));
+    const track = el("div", { class: "tl-track" }, el("div", { class: `tl-life group${alive ? " alive" : ""}`, style: { left: `${l}%`, width: `${Math.max(w, 0.3)}%` } }));
+    const all = members.flatMap((p) => tasks.get(p.pid) || []);
+    for (const seg of merged(all, view, minPct)) {
+      track.append(el("div", { class: "tl-task group", "data-testid": "timeline-group-task", "data-tasks": seg.segs.length,
+        title: `${seg.segs.length} task${seg.segs.length === 1 ? "" : "s"} of ${g.label}`, style: { left: `${seg.l}%`, width: `${seg.w}%` } }));
+    }
+    const open = isOpen(g.id);
+    const worst = worstEnd(members);
+    const badge = worst ? endBadge(worst) : null;
+    const ends = endingsText(members);
+    return el("div", { class: "tl-lane tl-group", "data-testid": "proc-group", "data-group": g.id, "data-count": members.length, "data-ends": ends, "data-open": open },
+      el("div", { class: "tl-label", style: { paddingLeft: `${Math.min(depth, 3) * 0.5}em` } },
+        el("button", { type: "button", class: "group-toggle", "aria-expanded": String(open), "data-testid": "proc-group-toggle", onclick: () => toggle(g.id) },
+          el("span", { class: "caret", "aria-hidden": "true" }, open ? "▾" : "▸"), ` ${members.length} workers`),
+        el("span", { class: "tl-role" }, el("small", {}, g.label))),
+      track,
+      el("div", { class: "tl-endcol", title: ends }, el("span", { class: `end-badge ${badge ? badge.cls : ""}` },
+        badge ? el("span", { class: "shape", "aria-hidden": "true" }, badge.shape) : null, badge ? " " : null, ends)));
+  };
+  const { groups, groupOf } = groupsOf(view);
+  const byPid = new Map(view.procs.map((p) => [p.pid, p]));
+  const placed = new Set();
+  const lanes = [];
+  for (const o of treeOrder(view.procs)) {
+    const gid = groupOf.get(o.p.pid);
+    if (gid === undefined) { lanes.push(lane(o)); continue; }
+    if (!placed.has(gid)) {
+      placed.add(gid);
+      lanes.push(groupLane(groups.get(gid), o.depth));
+    }
+    if (isOpen(gid)) lanes.push(lane({ ...o, depth: o.depth + 1 }));
+  }
   const marks = [];
   // ctx.untraced() brackets a timing-sensitive stretch with the marks "untraced" and "traced":
   // words about the dashboard, not the lesson, so they become a shaded band with a note.

@@ -4,8 +4,10 @@
 import { store } from "./store.js";
 import { $, el, endBadge, fmtNum, fmtBytesKiB, fmtDuration, stateWord, stateText, procBadge } from "./util.js";
 import { phases } from "./phases.js";
+import { groupsOf, isOpen, toggle, endingsText, worstEnd, groupCpu } from "./groups.js";
 
 const rows = new Map();   // pid -> <tr>
+const groupRows = new Map();   // group id -> <tr>
 let shownRun = null;
 
 /** Processes in tree order (depth-first from the roots), each with its depth. */
@@ -122,11 +124,49 @@ function readings(frames) {
   return { latest, peaks };
 }
 
+/** The row standing for a pool's workers: count, how they ended, their CPU together. */
+function fillGroup(tr, g, members, depth, view) {
+  const open = isOpen(g.id);
+  const alive = members.filter((p) => p.ended_at === null || p.ended_at === undefined).length;
+  const cpu = groupCpu(view.frames, g.pids);
+  const c = tr._cells;
+  tr.dataset.group = g.id;
+  tr.dataset.count = members.length;
+  tr.dataset.alive = alive;
+  tr.dataset.open = open;
+  tr.className = "proc-group-row";
+  const button = el("button", {
+    type: "button", class: "group-toggle", "aria-expanded": String(open), "data-testid": "proc-group-toggle",
+    title: open ? "show them as one row" : "show each worker", onclick: () => toggle(g.id),
+  }, el("span", { class: "caret", "aria-hidden": "true" }, open ? "▾" : "▸"), ` ${members.length} workers`);
+  c.proc.replaceChildren(el("span", { class: "indent", style: { width: `${depth * 1.1}em` } }, depth ? "└ " : ""), button,
+    el("span", { class: "pname" }, g.label));
+  c.role.textContent = "pool workers";
+  c.method.textContent = members[0]?.start_method || "–";
+  c.state.replaceChildren(el("span", { class: `state-pill sp-${alive ? "running" : "exited"}` }, alive ? `${alive} alive` : "all exited"));
+  // Live: what they use together now; after: their mean over the group's life (% of one core).
+  c.cpu.textContent = alive ? `Σ ${fmtNum(cpu.now, 0)}` : `Σ ${fmtNum(cpu.mean, 0)}`;
+  c.cpu.title = alive ? "the workers' CPU % added up (100 = one core), last sample" : "the workers' CPU % added up, averaged over their life (100 = one core)";
+  c.rss.textContent = "–";
+  c.core.textContent = c.threads.textContent = "–";
+  const start = Math.min(...members.map((p) => p.started_at ?? view.t0));
+  const end = alive ? view.tNow : Math.max(...members.map((p) => p.ended_at));
+  c.lived.textContent = fmtDuration(Math.max(0, end - start));
+  c.lived.title = "from the first worker's start to the last one's end";
+  const worst = worstEnd(members);
+  const badge = worst ? endBadge(worst) : null;
+  const ends = endingsText(members);
+  tr.dataset.ends = ends;
+  c.end.replaceChildren(el("span", { class: `end-badge ${badge ? badge.cls : ""}`, "data-testid": "proc-group-ends" },
+    badge ? el("span", { class: "shape", "aria-hidden": "true" }, badge.shape) : null, badge ? " " : null, ends));
+}
+
 export function render(view) {
   const body = $("proc-rows");
   const runId = view?.rec.id ?? null;
   if (runId !== shownRun) {
     rows.clear();
+    groupRows.clear();
     body.replaceChildren();
     shownRun = runId;
   }
@@ -134,22 +174,56 @@ export function render(view) {
   const { latest, peaks } = readings(view.frames);
   const phaseOf = phases(view);
   const ordered = treeOrder(view.procs);
-  const wanted = new Set(ordered.map((o) => o.p.pid));
+  const { groups, groupOf } = groupsOf(view);
+  const byPid = new Map(view.procs.map((p) => [p.pid, p]));
+  // What is shown, in order: a group's row where its first worker was, its workers under it
+  // only when it is open.
+  const shown = [];
+  const placed = new Set();
+  for (const o of ordered) {
+    const gid = groupOf.get(o.p.pid);
+    if (gid === undefined) { shown.push(o); continue; }
+    if (!placed.has(gid)) {
+      placed.add(gid);
+      shown.push({ group: groups.get(gid), depth: o.depth });
+    }
+    if (isOpen(gid)) shown.push({ ...o, depth: o.depth + 1 });
+  }
+  const wanted = new Set(shown.filter((o) => o.p).map((o) => o.p.pid));
   for (const [pid, tr] of rows) {
     if (!wanted.has(pid)) {
       tr.remove();
       rows.delete(pid);
     }
   }
-  ordered.forEach(({ p, depth }, i) => {
-    let tr = rows.get(p.pid);
-    if (!tr) {
-      tr = makeRow();
-      rows.set(p.pid, tr);
+  for (const [gid, tr] of groupRows) {
+    if (!placed.has(gid)) {
+      tr.remove();
+      groupRows.delete(gid);
     }
-    fill(tr, p, depth, latest.get(p.pid), peaks.get(p.pid), phaseOf.get(p.pid), view);
+  }
+  shown.forEach((o, i) => {
+    let tr;
+    if (o.group) {
+      tr = groupRows.get(o.group.id);
+      if (!tr) {
+        tr = makeRow();
+        tr.setAttribute("data-testid", "proc-group");
+        groupRows.set(o.group.id, tr);
+      }
+      fillGroup(tr, o.group, o.group.pids.map((pid) => byPid.get(pid)), o.depth, view);
+    } else {
+      tr = rows.get(o.p.pid);
+      if (!tr) {
+        tr = makeRow();
+        rows.set(o.p.pid, tr);
+      }
+      fill(tr, o.p, o.depth, latest.get(o.p.pid), peaks.get(o.p.pid), phaseOf.get(o.p.pid), view);
+      tr.classList.toggle("in-group", groupOf.has(o.p.pid));
+    }
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
+  while (body.children.length > shown.length) body.lastElementChild.remove();
   notePerf(view);
 }
 
