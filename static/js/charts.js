@@ -311,15 +311,42 @@ function legendFor(id, view, procs, sampled) {
   }));
 }
 
-/** Per pid, its column in each frame: [pid -> Float64Array-like of values | null] for cpu and rss. */
-function columns(frames, pids) {
-  const at = new Map(pids.map((pid, k) => [pid, k]));
+/**
+ * Each reading's slot: a small integer per pid, fixed for the run, cached on the frame (frames
+ * never change once stored). Past a few dozen processes, per-draw loops over 600 frames × 256
+ * readings are typed-array indexing instead of Map lookups.
+ */
+export function slotsOf(rec, f) {
+  if (f._slots) return f._slots;
+  const m = rec._slot || (rec._slot = new Map());
+  const out = new Int32Array(f.pid.length);
+  for (let i = 0; i < f.pid.length; i++) {
+    let s = m.get(f.pid[i]);
+    if (s === undefined) m.set(f.pid[i], (s = m.size));
+    out[i] = s;
+  }
+  f._slots = out;
+  return out;
+}
+
+function slotOf(rec, pid) {
+  const m = rec._slot || (rec._slot = new Map());
+  let s = m.get(pid);
+  if (s === undefined) m.set(pid, (s = m.size));
+  return s;
+}
+
+/** The cpu and rss columns (one value per frame, null where not sampled) of a few pids. */
+function columns(rec, frames, pids) {
+  const want = new Int32Array(Math.max(1, (rec._slot?.size || 0) + pids.length)).fill(-1);
+  pids.forEach((pid, k) => { want[slotOf(rec, pid)] = k; });
   const cpu = pids.map(() => new Array(frames.length).fill(null));
   const rss = pids.map(() => new Array(frames.length).fill(null));
   frames.forEach((f, j) => {
-    for (let i = 0; i < f.pid.length; i++) {
-      const k = at.get(f.pid[i]);
-      if (k === undefined) continue;
+    const slots = slotsOf(rec, f);
+    for (let i = 0; i < slots.length; i++) {
+      const k = slots[i] < want.length ? want[slots[i]] : -1;
+      if (k < 0) continue;
       cpu[k][j] = f.cpu[i];
       // A process caught while exiting (a zombie, or one releasing its memory) reads 0: no
       // running Python has 0 KiB resident, so that is "no reading", not a drop to 0 MiB.
@@ -334,26 +361,50 @@ function topFew(scores, few) {
   return scores.map((v, k) => [v, k]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, few).map((x) => x[1]).sort((a, b) => a - b);
 }
 
-function mean(ys) {
-  let s = 0, n = 0;
-  for (const y of ys) if (y !== null) { s += y; n += 1; }
-  return n ? s / n : 0;
+/** Per pid over the frames: mean CPU and peak RSS, one pass over typed arrays. */
+function scores(rec, frames, procs) {
+  for (const p of procs) slotOf(rec, p.pid);
+  const n = rec._slot.size;
+  const sum = new Float64Array(n), count = new Uint32Array(n), peak = new Float64Array(n);
+  for (const f of frames) {
+    const slots = slotsOf(rec, f);
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i];
+      sum[s] += f.cpu[i] || 0;
+      count[s] += 1;
+      if (f.rss[i] > peak[s]) peak[s] = f.rss[i];
+    }
+  }
+  const at = (pid) => rec._slot.get(pid);
+  return { mean: (pid) => (count[at(pid)] ? sum[at(pid)] / count[at(pid)] : 0), peak: (pid) => peak[at(pid)] };
 }
 
 function drawProcs(view, frames, xRange) {
   const procs = [...view.procs].sort((a, b) => a.colour - b.colour);
   const x = frames.map((f) => f.t - view.t0);
-  const { cpu, rss } = columns(frames, procs.map((p) => p.pid));
-  const sampled = new Set();
-  for (const f of view.frames) for (const pid of f.pid) sampled.add(pid);
   const many = procs.length > MANY;
+  // Which processes were ever sampled (a legend says "not sampled" of one that never was);
+  // past MANY only the few drawn have a legend entry, and they are the busiest: sampled.
+  const sampled = new Set();
+  if (!many) for (const f of view.frames) for (const pid of f.pid) sampled.add(pid);
   // Past MANY processes, forty tangled lines say nothing: the heatmap shows every process, the
   // lines only the busiest few over the window shown (memory: the largest few).
-  const cpuIdx = many ? topFew(cpu.map(mean), FEW) : procs.map((_, k) => k);
-  const memIdx = many ? topFew(rss.map((ys) => Math.max(0, ...ys.filter((y) => y !== null))), FEW) : cpuIdx;
+  let cpuIdx = procs.map((_, k) => k);
+  let memIdx = cpuIdx;
+  if (many) {
+    const sc = scores(view.rec, frames, procs);
+    cpuIdx = topFew(procs.map((p) => sc.mean(p.pid)), FEW);
+    memIdx = topFew(procs.map((p) => sc.peak(p.pid)), FEW);
+  }
+  const wanted = [...new Set([...cpuIdx, ...memIdx])];
+  const cols = columns(view.rec, frames, wanted.map((k) => procs[k].pid));
+  const at = new Map(wanted.map((k, j) => [k, j]));
+  const cpu = cpuIdx.map((k) => cols.cpu[at.get(k)]);
+  const rss = memIdx.map((k) => cols.rss[at.get(k)]);
   const seriesOf = (idx) => idx.map((k) => ({ id: procs[k].pid, label: `${procs[k].pid}`, ...colourOf(procs[k].colour) }));
-  procCpu.update(seriesOf(cpuIdx), [x, ...cpuIdx.map((k) => cpu[k])], xRange);
-  procMem.update(seriesOf(memIdx), [x, ...memIdx.map((k) => rss[k])], xRange);
+  procCpu.update(seriesOf(cpuIdx), [x, ...cpu], xRange);
+  procMem.update(seriesOf(memIdx), [x, ...rss], xRange);
+  if (many) for (const k of wanted) if (cols.cpu[at.get(k)].some((v) => v !== null)) sampled.add(procs[k].pid);
   legendFor("chart-proc-cpu", view, cpuIdx.map((k) => procs[k]), sampled);
   legendFor("chart-proc-mem", view, memIdx.map((k) => procs[k]), sampled);
   const more = procs.length - FEW;
@@ -361,9 +412,9 @@ function drawProcs(view, frames, xRange) {
   notes["chart-proc-mem"].textContent = many ? `The ${FEW} largest of ${procs.length} processes (${more} more not drawn).` : "";
   heatHost.hidden = !many;
   if (many) {
-    const rows = treeOrder(view.procs).map(({ p }) => ({ pid: p.pid, label: `${p.pid} ${p.role === "main" ? "main" : p.name || p.role}` }));
+    const rows = treeOrder(view.procs).map(({ p }) => ({ pid: p.pid, slot: slotOf(view.rec, p.pid), label: `${p.pid} ${p.role === "main" ? "main" : p.name || p.role}` }));
     const bb = procCpu.plot?.bbox, dpr = window.devicePixelRatio || 1;
-    heatmap.draw(rows, frames, view.t0, xRange, bb ? { left: bb.left / dpr, width: bb.width / dpr } : null);
+    heatmap.draw(rows, frames, view.t0, xRange, bb ? { left: bb.left / dpr, width: bb.width / dpr } : null, (f) => slotsOf(view.rec, f));
   }
 }
 

@@ -95,27 +95,6 @@ export function worstEnd(members) {
   return worst;
 }
 
-/**
- * Aggregate CPU of the members from the frames: `now` the sum of their latest readings (% of
- * one core, so 40 workers on 2 cores read ≤ 200), `mean` their summed CPU averaged over the
- * frames that sampled any of them, weighted by each frame's interval.
- */
-export function groupCpu(frames, pids) {
-  const set = new Set(pids);
-  let now = null, sum = 0, w = 0, peak = 0;
-  for (let k = 0; k < frames.length; k++) {
-    const f = frames[k];
-    let s = 0, any = false;
-    for (let i = 0; i < f.pid.length; i++) if (set.has(f.pid[i])) { s += f.cpu[i] || 0; any = true; }
-    if (!any) continue;
-    const dt = k ? f.t - frames[k - 1].t : 0;
-    if (dt > 0) { sum += s * dt; w += dt; }
-    peak = Math.max(peak, s);
-    now = s;
-  }
-  return { now, mean: w ? sum / w : null, peak };
-}
-
 /** The open groups, as a key: a panel that redraws only on change redraws when one opens. */
 export function openKey() {
   return [...expanded].join(",");

@@ -55,7 +55,7 @@ export class Heatmap {
    * rows: [{pid, label}] top to bottom; frames: the visible frames ({t, pid[], cpu[]}), t0: the
    * run's start (epoch s), xRange: [min, max] s since t0, as on the other charts.
    */
-  draw(rows, frames, t0, xRange, box = null) {
+  draw(rows, frames, t0, xRange, box = null, slotsOf = null) {
     this.box = box;   // {left, width} of the line charts' plot area, so time lines up across
     this.rows = rows;
     this.frames = frames;
@@ -81,7 +81,12 @@ export class Heatmap {
     if (!this.image || this.image.width !== w || this.image.height !== n) this.image = new ImageData(w, n);
     const px = new Uint32Array(this.image.data.buffer);
     px.fill(0);
-    const colours = lut(isDark());
+    const dark = isDark();
+    if (this.dark !== dark) { this.lut = lut(dark); this.dark = dark; }
+    const colours = this.lut;
+    // Row of each reading: by its slot (a small integer per pid, see charts.js) when given.
+    const slotRow = new Int32Array(Math.max(1, ...rows.map((r) => (r.slot ?? -1) + 1))).fill(-1);
+    rows.forEach((r, i) => { if (r.slot !== undefined) slotRow[r.slot] = i; });
     const rowOf = new Map(rows.map((r, i) => [r.pid, i]));
     const [xMin, xMax] = xRange;
     const span = xMax - xMin || 1;
@@ -93,13 +98,13 @@ export class Heatmap {
       const a = Math.max(0, col(frames[k - 1].t));
       const b = Math.min(w, Math.max(a + 1, col(f.t)));
       if (b <= 0 || a >= w) continue;
+      const slots = slotsOf ? slotsOf(f) : null;
       for (let i = 0; i < f.pid.length; i++) {
-        const r = rowOf.get(f.pid[i]);
-        if (r === undefined) continue;
-        const v = f.cpu[i];
-        const c = colours[Math.max(0, Math.min(100, Math.round(v || 0)))];
-        const base = r * w;
-        px.fill(c, base + a, base + b);
+        const r = slots ? (slots[i] < slotRow.length ? slotRow[slots[i]] : -1) : (rowOf.get(f.pid[i]) ?? -1);
+        if (r < 0) continue;
+        const v = f.cpu[i] || 0;
+        const c = colours[v <= 0 ? 0 : v >= 100 ? 100 : Math.round(v)];
+        for (let x = r * w + a, end = r * w + b; x < end; x++) px[x] = c;
       }
     }
     const ctx = this.canvas.getContext("2d");

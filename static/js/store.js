@@ -43,19 +43,23 @@ function draw() {
   scheduled = false;
   const t0 = performance.now();
   const view = currentView();
+  const panelMs = [];
   for (const fn of listeners) {
+    const a = performance.now();
     try {
       fn(view);
     } catch (err) {
       // One broken panel must not blank the others; surface it for the developer.
       console.error("panel draw failed", err);
     }
+    panelMs.push(performance.now() - a);
   }
   const ms = performance.now() - t0;
   const p = store.perf;
   p.draws += 1;
   p.drawMs += ms;
   p.lastDrawMs = ms;
+  p.panelMs = panelMs;   // per panel, in onDraw order (benchmarks/bench_page.py names them)
   p.drawMsMax = Math.max(p.drawMsMax, ms);
 }
 
