@@ -192,7 +192,7 @@ export function render(view) {
     const worst = worstEnd(members);
     const badge = worst ? endBadge(worst) : null;
     const ends = endingsText(members);
-    return el("div", { class: "tl-lane tl-group", "data-testid": "proc-group", "data-group": g.id, "data-count": members.length, "data-ends": ends, "data-open": open },
+    return el("div", { class: "tl-lane tl-group", "data-testid": "proc-group", "data-group": g.id, "data-count": members.length, "data-ends": ends, "data-open": String(open) },
       el("div", { class: "tl-label", style: { paddingLeft: `${Math.min(depth, 3) * 0.5}em` } },
         el("button", { type: "button", class: "group-toggle", "aria-expanded": String(open), "data-testid": "proc-group-toggle", onclick: () => toggle(g.id) },
           el("span", { class: "caret", "aria-hidden": "true" }, open ? "▾" : "▸"), ` ${members.length} workers`),
