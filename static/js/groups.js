@@ -54,7 +54,19 @@ export function groupsOf(view) {
     if (!siblings.has(key)) siblings.set(key, []);
     siblings.get(key).push(p.pid);
   }
+  // A pool's workers that have not run a task yet (or never will) join the pool their
+  // same-named siblings are in.
+  const poolOfKin = new Map();
+  for (const [pid, id] of groupOf) {
+    const p = byPid.get(pid);
+    poolOfKin.set(`${p.ppid}|${family(p.name)}`, id);
+  }
   for (const [key, pids] of siblings) {
+    const pool = poolOfKin.get(key);
+    if (pool !== undefined) {
+      for (const pid of pids) add(pool, groups.get(pool).label, pid);
+      continue;
+    }
     if (pids.length < MIN_GROUP) continue;
     const name = key.split("|")[1] || "workers";
     for (const pid of pids) add(`kin:${key}`, `${name} of ${key.split("|")[0]}`, pid);
