@@ -17,7 +17,7 @@ import traceback
 
 from benchmarks._common import ROOT, row
 
-ORDER = ["sampler", "glances", "latency", "cpu", "fanout", "observer", "browser"]
+ORDER = ["sampler", "glances", "latency", "cpu", "fanout", "observer", "browser", "page"]
 
 
 def machine() -> dict:

@@ -177,7 +177,9 @@ def test_pool_panel_has_a_busy_idle_bar_per_worker(many):
 def test_the_page_fits_a_1366_screen_and_the_top_bar_is_one_row(many, artifacts):
     page, run_id, workers, data = many
     assert page.viewport_size == SCREEN
+    page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(artifacts / "many-workers.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "many-workers-screen.png"))
     over = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert over <= 0, f"{over} px wider than the screen"
     # No panel's content is cut at its right edge either (a table or a timeline lane).
