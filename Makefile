@@ -37,9 +37,10 @@ chromium:
 test: dev chromium
 	MPDASH_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
-# Without the browser tests: handy while editing the engine.
+# Without the browser tests: handy while editing the engine. "-m" here replaces the
+# "-m \"not soak\"" of pytest.ini's addopts, so the soak is deselected again.
 test-fast: dev
-	$(BIN)/python -m pytest -m "not browser"
+	$(BIN)/python -m pytest -m "not browser and not soak"
 
 # Glances (the competitor figure) lives in its own venv so it never touches the app's pins.
 bench: dev benchmarks/.venv/.glances

@@ -1,5 +1,5 @@
 """Serve the mpdash dashboard from the checkout (what ``make run`` does):
-``python app.py [--host H] [--port P] [--open] [--hz N] [--data DIR] [--token T]``.
+``python app.py [--host H] [--port P] [--open] [--hz N] [--data DIR] [--token T] [--python PATH]``.
 
 The same command as ``mpdash serve``: options, checks and serving are in mpdash/serving.py.
 """
@@ -14,6 +14,7 @@ from mpdash import serving
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description="Serve the mpdash dashboard.")
     serving.add_serve_options(parser)
+    serving.add_python_option(parser)
     return serving.serve(parser.parse_args(argv))
 
 

@@ -17,7 +17,7 @@ import traceback
 
 from benchmarks._common import ROOT, row
 
-ORDER = ["sampler", "glances", "latency", "cpu", "fanout", "observer", "browser", "page"]
+ORDER = ["sampler", "glances", "latency", "cpu", "fanout", "observer", "stacks", "browser", "many", "page"]
 
 
 def machine() -> dict:

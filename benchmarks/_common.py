@@ -53,9 +53,12 @@ def row(figure, measured, unit, target, met, note=""):
 class Server:
     """``with Server(hz=10) as srv``: srv.url, srv.pid; srv.watch(argv) starts a watched run."""
 
-    def __init__(self, hz: float = 10.0, backend: str = "auto"):
+    def __init__(self, hz: float = 10.0, backend: str = "auto", data: str | None = None,
+                 nice: int | None = None, stacks: bool = True):
         self.args = [sys.executable, "-m", "benchmarks._server", "--hz", str(hz),
-                     "--backend", backend]
+                     "--backend", backend] + (["--data", data] if data else []) \
+            + (["--nice", str(nice)] if nice is not None else []) \
+            + ([] if stacks else ["--no-stacks"])
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -82,6 +85,16 @@ class Server:
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_all_in(self, run_pids=()) -> float:
+        """CPU seconds of the server and its helpers (the watchdog...): the server's children
+        that are no run's processes. The kernel's process clocks, in ns: threads that ended
+        count too (per-thread ``schedstat`` loses them)."""
+        from mpdash import procfs
+        total = procfs.process_cpu_ns(self.pid) or 0
+        for child in procfs.children_of(self.pid) - set(run_pids):
+            total += procfs.process_cpu_ns(child) or 0
+        return total / 1e9
 
     def __exit__(self, *exc):
         self.proc.terminate()

@@ -3,6 +3,8 @@
 - ``busy N S``: N processes spinning for S seconds.
 - ``idle N S``: N processes sleeping for S seconds.
 - ``churn N S``: N processes one after another, each living S seconds, 30 ms apart.
+- ``burst N S``: five times, a ``Pool(N)`` whose workers all start, idle S seconds, and are
+  terminated at once (leaving ``with Pool()`` calls ``terminate()``: N SIGTERMs together).
 Prints nothing; fork start method so births are cheap and the figure is the dashboard's.
 """
 import multiprocessing as mp
@@ -28,6 +30,13 @@ def main():
             time.sleep(0.03)
             p.join()
             time.sleep(0.03)
+        return
+    if kind == "burst":
+        for _ in range(5):
+            with ctx.Pool(n) as pool:
+                pool.map(abs, range(n), chunksize=1)
+                time.sleep(seconds)
+            time.sleep(0.3)
         return
     go = ctx.Event()
     procs = [ctx.Process(target=spin, args=(seconds, go)) if kind == "busy"

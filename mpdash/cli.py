@@ -1,9 +1,10 @@
 """The ``mpdash`` command (also ``python -m mpdash``): ``serve``, ``list``, ``run``, ``watch``.
 
-``mpdash serve [--host H] [--port P] [--open] [--hz N] [--data DIR] [--token T]`` serves the
-dashboard (``python app.py`` is the same command); ``list`` prints the lessons; ``run LESSON
-[--param k=v]... [--json] [--trace F] [--csv F]`` runs one headless; ``watch [options] --
-COMMAND...`` runs your own program as a run while serving. Serving itself is mpdash.serving.
+``mpdash serve [--host H] [--port P] [--open] [--hz N] [--data DIR] [--token T] [--python P]``
+serves the dashboard (``python app.py`` is the same command); ``list`` prints the lessons;
+``run LESSON [--param k=v]... [--json] [--trace F] [--csv F] [--python PATH]`` runs one
+headless; ``watch [options] -- COMMAND...`` runs your own program as a run while serving.
+Serving itself is mpdash.serving.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def build_parser(prog: str = "mpdash") -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the dashboard (what python app.py does)",
                            description="Serve the mpdash dashboard.")
     serving.add_serve_options(serve)
+    serving.add_python_option(serve)
     sub.add_parser("list", help="lessons and their parameters")
     run = sub.add_parser("run", help="run a lesson headless and print what it measured")
     run.add_argument("lesson", help=f"lesson id (see: {prog} list)")
@@ -32,6 +34,8 @@ def build_parser(prog: str = "mpdash") -> argparse.ArgumentParser:
     run.add_argument("--trace", metavar="FILE",
                      help="write the run as a Chrome trace (open it in ui.perfetto.dev)")
     run.add_argument("--csv", metavar="FILE", help="write the run's metrics as CSV")
+    run.add_argument("--python", metavar="PATH", default=None, type=serving.python_path,
+                     help="run the lesson with this CPython 3.10-3.14 (default: mpdash's own)")
     watch = sub.add_parser("watch", help="run your own program as a run and serve the dashboard",
                            usage=f"{prog} watch [options] -- COMMAND...")
     serving.add_serve_options(watch)
@@ -83,7 +87,7 @@ def cmd_run(args) -> int:
             dash.hub.subscribe(_printer(dash))
         run = None
         try:
-            run = dash.engine.start_lesson(lesson.id, params)
+            run = dash.engine.start_lesson(lesson.id, params, python=args.python)
             dash.engine.wait(run.id)
         except KeyboardInterrupt:
             if run is None:   # before the start answered: closing the dashboard ends it
@@ -104,7 +108,7 @@ def cmd_run(args) -> int:
         if data["result"] is not None:
             print(f"result: {json.dumps(data['result'])}")
         for finding in data["findings"]:
-            print(f"  - {finding['text']}")
+            print(f"  {'★' if finding.get('headline') else '-'} {finding['text']}")
         if args.trace:
             print(f"trace written to {args.trace} (open it in https://ui.perfetto.dev)")
         if args.csv:

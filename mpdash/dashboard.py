@@ -13,8 +13,11 @@ import sys
 import psutil
 
 from mpdash import lessons
+from mpdash.pythons import Pythons
 from mpdash.runs import Engine
 from mpdash.sampler import Sampler
+from mpdash.stacks import Stacks
+from mpdash.stall import DEFAULT_STALL, StallWatch
 from mpdash.state import Hub, Limits
 
 __all__ = ["Dashboard"]
@@ -22,9 +25,13 @@ __all__ = ["Dashboard"]
 
 class Dashboard:
     def __init__(self, limits: Limits | None = None, hz: float = 10.0,
-                 data_dir: str | None = None, cgroups: bool = True):
+                 data_dir: str | None = None, cgroups: bool = True, pythons: tuple = (),
+                 stall: float = DEFAULT_STALL):
         """``data_dir``: where run history is kept (SQLite, see store.py); None keeps nothing.
-        ``cgroups``: False forces the process-group fallback (tests of that path)."""
+        ``cgroups``: False forces the process-group fallback (tests of that path).
+        ``pythons``: interpreters (paths, the server's ``--python``) offered besides those found.
+        ``stall``: seconds without progress before a run's stacks are taken by themselves
+        (stall.py); 0 turns that off."""
         if not 1 <= hz <= 50:
             raise ValueError("sample rate must be between 1 and 50 Hz")
         self.hub = Hub(limits or Limits(), sample_hz=hz)
@@ -40,6 +47,9 @@ class Dashboard:
                              on_finish=self.sampler.flush,
                              cgroups=cgroups)
         self.sampler.start()
+        self.pythons = Pythons(pythons)
+        self.stacks = Stacks(self.hub, self.engine.stacks_folder)
+        self.stall = StallWatch(self.hub, self.stacks, stall)
         self._closed = False
 
     @property
@@ -54,14 +64,27 @@ class Dashboard:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "start_methods": multiprocessing.get_all_start_methods(),
+            "pythons": self.pythons.list(),
             "limits": self.limits.to_json(),
             "sample_hz": self.hub.sample_hz,
             "sample_hz_actual": self.sampler.actual_hz(),
             "sampler": self.sampler.backend.name,
             "cgroups": self.engine.cgroups.mode,
             "subreaper": self.engine.subreaper,
+            "stall": self.stall.stall,
             "history": self.history(),
         }
+
+    def start_lesson(self, lesson_id, params=None, python_id=None):
+        """Start a lesson for a client: ``python_id`` is an id of ``pythons`` (never a path:
+        nothing executes a path that came over HTTP). ParamError for an unknown id."""
+        python = None
+        if python_id is not None:
+            python = self.pythons.executable(python_id) if isinstance(python_id, str) else None
+            if python is None:
+                raise lessons.ParamError(f"unknown python {str(python_id)[:40]!r}: "
+                                         f"GET /api/system lists the ids in 'pythons'")
+        return self.engine.start_lesson(lesson_id, params, python=python)
 
     def history(self) -> dict:
         """Whether run history is being written (issue 17): ``{ok, error, pending_runs,
@@ -76,6 +99,7 @@ class Dashboard:
         if self._closed:
             return
         self._closed = True
+        self.stall.close()
         self.engine.shutdown()
         self.sampler.stop()
         if self.store is not None:

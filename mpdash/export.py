@@ -12,7 +12,8 @@ Trace layout (legacy Chrome JSON, which ui.perfetto.dev and chrome://tracing ope
   to nest inside the lifetime slice when clocks of two processes disagree by a microsecond
   (tasks that overlap in one process get "tasks 2", ``pid + 2·TASKS_TID``, and so on);
 - CPU % and RSS per process as counters (``C``), the machine's per-core CPU as a counter on the
-  main process; ``ctx.mark`` phases as global instants.
+  main process; ``ctx.mark`` phases as global instants;
+- each stacks Snapshot as one instant (``stacks``) per process, its threads' frames in ``args``.
 Timestamps are microseconds since the run's start (``otherData.origin`` holds it in Unix seconds).
 """
 from __future__ import annotations
@@ -50,8 +51,9 @@ def chrome_trace(run: dict) -> dict:
     frames = run.get("metrics") or []
     output = run.get("output") or []
     marks = run.get("marks") or []
+    stacks = run.get("stacks") or []
     times = [run["started_at"]] + [p["started_at"] for p in procs if p["started_at"]]
-    times += [x["t"] for x in (*events, *frames, *output, *marks)]
+    times += [x["t"] for x in (*events, *frames, *output, *marks, *stacks)]
     origin = min(times)
     end_of_run = run.get("ended_at") or max(times + [time.time()])
     main_pid = next((p["pid"] for p in procs if p["role"] == "main"), procs[0]["pid"] if procs else 0)
@@ -92,6 +94,7 @@ def chrome_trace(run: dict) -> dict:
         trace.append({"ph": "i", "s": "g", "name": str(mark["label"]), "cat": "mark",
                       "pid": main_pid, "tid": main_pid, "ts": us(mark["t"]),
                       "args": dict(mark.get("detail") or {})})
+    trace += _stacks(stacks, us)
     for frame in frames:
         ts = us(frame["t"])
         for i, pid in enumerate(frame["pid"]):
@@ -194,4 +197,17 @@ def _ipc(events: list[dict], us) -> list[dict]:
                         "pid": sender["pid"], "tid": sender["pid"], "ts": from_ts})
             out.append({"ph": "f", "bp": "e", "id": flow_id, "name": name, "cat": "ipc",
                         "pid": pid, "tid": pid, "ts": max(ts, from_ts)})
+    return out
+
+
+def _stacks(snapshots: list[dict], us) -> list[dict]:
+    """A Snapshot as an instant per process, where its threads were at that moment."""
+    out = []
+    for snapshot in snapshots:
+        for proc in snapshot.get("processes") or []:
+            out.append({"ph": "i", "s": "p", "name": f"stacks ({snapshot.get('reason')})",
+                        "cat": "stacks", "pid": proc["pid"], "tid": proc["pid"],
+                        "ts": us(snapshot["t"]),
+                        "args": {k: proc.get(k) for k in ("state", "wchan", "syscall", "python",
+                                                          "threads")}})
     return out

@@ -24,9 +24,14 @@ class RunContext:
     def __init__(self, params: dict):
         self.params = params
 
-    def finding(self, key: str, value, text: str, unit: str | None = None) -> None:
-        """A measured fact of this run, stated in one sentence that contains the number."""
-        channel.send(protocol.FINDING, key=key, value=value, text=text, unit=unit)
+    def finding(self, key: str, value, text: str, unit: str | None = None,
+                headline: bool = False) -> None:
+        """A measured fact of this run, stated in one sentence that contains the number.
+
+        ``headline``: the one finding that answers the lesson's question (the page's verdict).
+        """
+        channel.send(protocol.FINDING, key=key, value=value, text=text, unit=unit,
+                     headline=bool(headline))
 
     def mark(self, label: str, **detail) -> None:
         """A named instant (e.g. "threads start"), so the server can cut its metrics into phases."""

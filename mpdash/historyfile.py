@@ -15,6 +15,7 @@ import time
 
 from mpdash import procfs
 from mpdash.state import Proc, Run
+from mpdash.verdict import one_headline
 
 __all__ = ["HistoryFile", "DB_NAME", "CRASHED_ERROR", "is_busy", "identity_of", "process_identity"]
 
@@ -45,10 +46,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (run, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stacks (
+    run TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run, seq)) WITHOUT ROWID;
 """
-_TABLES = ("runs", "procs", "lines", "events", "frames")
-_SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "state", "started_at",
-                   "ended_at", "result", "findings", "error", "seq", "time_limit")
+_TABLES = ("runs", "procs", "lines", "events", "frames", "stacks")
+_SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "python", "state", "started_at",
+                   "ended_at", "result", "findings", "pools", "error", "seq", "time_limit")
 
 
 def _dumps(value) -> str:
@@ -163,7 +167,8 @@ class HistoryFile:
         db = self.db
         db.execute("BEGIN")
         try:
-            for run_id, summary, marks, dropped, procs, lines, events, frames, oldest in copies:
+            for run_id, summary, marks, dropped, procs, lines, events, frames, stacks, oldest \
+                    in copies:
                 db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?)",
                            (run_id, summary["started_at"], summary["state"], summary["seq"],
                             _dumps(summary), _dumps([list(m) for m in marks]), dropped, owner))
@@ -177,10 +182,12 @@ class HistoryFile:
                                [(run_id, e["seq"], _dumps(e)) for e in events])
                 db.executemany("INSERT OR IGNORE INTO frames VALUES (?,?,?)",
                                [(run_id, f["seq"], _dumps(f)) for f in frames])
+                db.executemany("INSERT OR IGNORE INTO stacks VALUES (?,?,?)",
+                               [(run_id, s["seq"], _dumps(s)) for s in stacks])
                 for table, first in oldest.items():
                     if first is not None:
                         db.execute(f"DELETE FROM {table} WHERE run = ? AND seq < ?", (run_id, first))
-                rows += 1 + len(procs) + len(lines) + len(events) + len(frames)
+                rows += 1 + len(procs) + len(lines) + len(events) + len(frames) + len(stacks)
             for run_id in deleted:
                 for table in _TABLES:
                     db.execute(f"DELETE FROM {table} WHERE {'id' if table == 'runs' else 'run'} = ?",
@@ -211,7 +218,8 @@ class HistoryFile:
             data = json.loads(summary)
             run = Run(id=run_id, **{k: data.get(k) for k in _SUMMARY_FIELDS if k in data})
             run.params = run.params or {}
-            run.findings = run.findings or []
+            run.findings = one_headline(run.findings or [])   # a run kept before issue 16 has none
+            run.pools = run.pools or []
             run.marks = [tuple(m) for m in json.loads(marks)]
             run.output_dropped = dropped
             runs[run_id] = run
@@ -229,7 +237,7 @@ class HistoryFile:
                 run.output.append({"seq": seq, "run": run_id, "t": t, "pid": pid,
                                    "stream": stream, "text": text})
                 max_seq = max(max_seq, seq)
-        for table, attr in (("events", "events"), ("frames", "frames")):
+        for table, attr in (("events", "events"), ("frames", "frames"), ("stacks", "stacks")):
             for run_id, seq, data in db.execute(
                     f"SELECT run, seq, data FROM {table} ORDER BY run, seq"):
                 run = runs.get(run_id)

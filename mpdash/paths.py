@@ -16,8 +16,8 @@ __all__ = ["PACKAGE_DIR", "PROJECT_ROOT", "BOOT_DIR", "INSTALLED", "TEMPLATES_DI
            "STATIC_DIR", "default_data_dir"]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-# The directory that contains the package (the checkout, or site-packages): with BOOT_DIR, what
-# a run's PYTHONPATH needs for the probe to load in every process of the run.
+# The directory that contains the package (the checkout, or site-packages). Never on a run's
+# PYTHONPATH: only BOOT_DIR is, and its sitecustomize loads PACKAGE_DIR itself (engine/launch.py).
 PROJECT_ROOT = os.path.dirname(PACKAGE_DIR)
 BOOT_DIR = os.path.join(PACKAGE_DIR, "_boot")
 INSTALLED = os.path.isdir(os.path.join(PACKAGE_DIR, "static"))

@@ -18,13 +18,16 @@ ENV_SERVER_PID = "MPDASH_SERVER_PID"  # the server's pid
 ENV_RUN_ID = "MPDASH_RUN_ID"          # the run id
 ENV_RUN_MAIN = "MPDASH_RUN_MAIN"      # "1" for the main program only (popped at start)
 ENV_ENGINE = "MPDASH_ENGINE"          # a token per server engine: tells its processes apart
+ENV_STACKS = "MPDASH_STACKS"          # the run's folder of stack dumps (see stacks_file)
+ENV_PACKAGE = "MPDASH_PACKAGE"        # the folder of the server's mpdash package (sitecustomize
+                                      # loads it from there; its parent is never on the path)
 
 # ------------------------------------------------------------------ message kinds (key "k")
 HELLO = "hello"        # first message of a process
-SPAWNED = "spawned"    # a parent: Process.start() returned
+SPAWNED = "spawned"    # a parent: Process.start() (or subprocess.Popen: role "child") returned
 CHILD = "child"        # a multiprocessing child, first thing in it
 EXITING = "exiting"    # a process is about to exit with code
-REAPED = "reaped"      # a parent's poll() saw a child's exit code
+REAPED = "reaped"      # a parent collected a child's exit code (os.wait*, subprocess, poll())
 TERMINATE = "terminate"  # a parent sent a signal to a child (terminate()/kill())
 OUT = "out"            # one printed line
 RESULT = "result"      # a lesson's return value
@@ -36,8 +39,8 @@ EVENT = "event"        # an Event (tracing, or a lesson's ctx.event)
 # The fields each kind carries besides k, pid and t. The engine's handler table must cover every
 # kind here (tests/test_protocol.py proves it), and docs/API.md must name each one.
 FIELDS: dict[str, tuple[str, ...]] = {
-    HELLO: ("role", "ppid", "via", "name"),
-    SPAWNED: ("child", "name", "daemon", "method"),
+    HELLO: ("role", "ppid", "via", "name", "python"),   # python: the main's interpreter only
+    SPAWNED: ("child", "name", "daemon", "method", "role"),   # role: absent = "worker"
     CHILD: ("name", "daemon"),
     EXITING: ("code",),
     REAPED: ("child", "code"),
@@ -45,7 +48,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     OUT: ("s", "x"),
     RESULT: ("value",),
     ERROR: ("text",),
-    FINDING: ("key", "value", "text", "unit"),
+    FINDING: ("key", "value", "text", "unit", "headline"),
     MARK: ("label", "detail"),
     EVENT: ("kind", "channel", "msg", "size", "detail"),  # plus any extra fields of the kind
 }
@@ -58,9 +61,12 @@ SHARED_WRITE = "shared_write"
 TASK_START, TASK_END = "task_start", "task_end"
 TASK_PUT, RESULT_GET = "task_put", "result_get"   # a pool's owner: a task put, a result collected
 SHARED_INIT = "shared_init"   # what a Value/Array was created with (never counted: not a message)
+MANAGER_CALL = "manager_call"   # a Manager proxy's method call: method in detail, proxy as channel
+SHM_CREATE, SHM_ATTACH, SHM_UNLINK = "shm_create", "shm_attach", "shm_unlink"   # shared_memory
 TRAFFIC = "traffic"    # a busy process's counts per channel instead of one event per message
 TRACED_EVENTS = (QUEUE_PUT, QUEUE_GET, PIPE_SEND, PIPE_RECV, SHARED_WRITE, TASK_START, TASK_END,
-                 TASK_PUT, RESULT_GET, SHARED_INIT, TRAFFIC)
+                 TASK_PUT, RESULT_GET, SHARED_INIT, MANAGER_CALL, SHM_CREATE, SHM_ATTACH,
+                 SHM_UNLINK, TRAFFIC)
 
 # Streams of an OUT message.
 STDOUT, STDERR = "out", "err"
@@ -69,6 +75,7 @@ STDOUT, STDERR = "out", "err"
 MAX_LINE = 4000        # characters of one printed line kept; the rest is cut with a marker
 MAX_DETAIL = 200       # characters of an event's repr
 MAX_ERROR = 4000       # characters of an error's text
+MAX_COMMAND = 120      # characters of a command line kept as a child's name
 
 
 def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
@@ -77,6 +84,14 @@ def message(kind: str, pid: int, t: float | None = None, /, **fields) -> dict:
     Positional-only, so an EVENT can carry its own ``kind`` field (the event's kind).
     """
     return {"k": kind, "pid": pid, "t": time.time() if t is None else t, **fields}
+
+
+def command_text(args) -> str:
+    """A command line as a shell spells it (``sleep 1.5``), cut to ``MAX_COMMAND``: a child's
+    name, whether its parent's ``subprocess`` or the server's ``/proc`` read gave it."""
+    import shlex   # here: only a run that starts children pays for it (and for re)
+    text = shlex.join(args)
+    return text if len(text) <= MAX_COMMAND else text[:MAX_COMMAND - 1] + "…"
 
 
 def encode(msg: dict) -> bytes | None:
@@ -139,3 +154,18 @@ class LineBuffer:
 
     def __bool__(self) -> bool:
         return bool(self._parts)
+
+
+# ------------------------------------------------------------------ stack dumps (issue 11)
+# Every Python process of a run registers faulthandler for STACKS_SIGNAL_NAME, dumping its threads
+# into its own file stacks_file(<ENV_STACKS>, pid); the engine sends the signal and reads the
+# file. SIGURG because its default action is to do nothing: sent to a process that never
+# registered (a non-Python child, a program that exec'd) it changes nothing, and hardly any
+# program handles it (it only reports out-of-band TCP data to a socket owner set with
+# F_SETOWN; Go chose it for goroutine preemption for the same reasons). See mpdash/inrun/stacks.py.
+STACKS_SIGNAL_NAME = "SIGURG"
+
+
+def stacks_file(folder: str, pid: int) -> str:
+    """Where the process ``pid`` of a run writes its stack dumps."""
+    return f"{folder}/{pid}.txt"

@@ -27,12 +27,12 @@ from typing import Any, Callable
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import finishing, launch, reaping, stopping
-from mpdash.engine.context import Core, LimitError
+from mpdash.engine.context import Core, EngineBusy, LimitError, stacks_folder
 from mpdash.engine.launch import BOOT_DIR, PROJECT_ROOT
 from mpdash.engine.reactor import Reactor
 from mpdash.state import Hub, Run, new_run_id
 
-__all__ = ["Engine", "LimitError", "BOOT_DIR", "PROJECT_ROOT"]
+__all__ = ["Engine", "EngineBusy", "LimitError", "BOOT_DIR", "PROJECT_ROOT"]
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,29 @@ class Engine:
     def cgroups(self) -> Cgroups:
         return self._core.cgroups
 
+    @property
+    def stacks_enabled(self) -> bool:
+        """Whether new runs carry the in-run stacks half (off only to measure its cost)."""
+        return self._core.stacks
+
+    @stacks_enabled.setter
+    def stacks_enabled(self, on: bool) -> None:
+        self._core.stacks = bool(on)
+
+    def stacks_folder(self, run_id: str) -> str:
+        """Where the processes of a run write their stack dumps (mpdash/stacks.py)."""
+        return stacks_folder(self._core, run_id)
+
     # =========================================================================== public API
-    def start_lesson(self, lesson_id: Any, params: Any = None) -> Run:
-        """Validate, check limits, start. Raises ParamError (400) or LimitError (429)."""
+    def start_lesson(self, lesson_id: Any, params: Any = None, python: str | None = None) -> Run:
+        """Validate, check limits, start. Raises ParamError (400) or LimitError (429).
+
+        ``python``: the interpreter's path (default: the server's); the caller vouches for it
+        (the CLI's ``--python``, or an id the server's own list resolved, never a path from HTTP).
+        """
         lesson = lessons.get(lesson_id)
         values = lessons.validate_params(lesson, params)
-        argv = [self.python, "-m", "mpdash.harness", lesson.module, json.dumps(values)]
+        argv = [python or self.python, "-m", "mpdash.harness", lesson.module, json.dumps(values)]
         run = Run(id=new_run_id(), lesson=lesson.id, title=lesson.title, params=values,
                   time_limit=self.hub.limits.run_seconds)
         return self._launched(self._call(launch.launch, run, argv, lesson.analyze, None, None))
@@ -111,7 +128,11 @@ class Engine:
         run = self.hub.get(run_id)
         if run is None:
             return None
-        done = self._call(stopping.request_stop, run_id, reason, True).result(timeout=5)
+        try:
+            done = self._call(stopping.request_stop, run_id, reason, True).result(timeout=5)
+        except (concurrent.futures.TimeoutError, RuntimeError) as exc:
+            # A loop that does not answer in 5 s (or is shutting down) must not become a 500.
+            raise EngineBusy(f"the engine did not take the stop: {exc or 'timed out'}") from None
         if done is not None:
             try:
                 done.result(timeout=wait)

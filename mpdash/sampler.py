@@ -12,6 +12,12 @@ times intact) can still be read; that last reading goes into the next frame.
 
 CPU % is computed from CPU-time deltas, with the process's start as the first baseline, so a
 newborn's first sample is already meaningful (psutil's ``cpu_percent()`` answers 0.0 first).
+Numbers obey physics (issue 14): on Linux the CPU time is the kernel's per-process CPU clock in
+nanoseconds (``procfs.process_cpu_ns``), read next to the instant it is divided by, not
+``stat``'s 10 ms ticks (a 16 ms birth window read as 137-182 % for one thread); where only ticks
+exist (psutil) a window ends only once it is ``TICK_WINDOW`` long. Whatever the clock, a
+process is never shown above ``100 x`` its threads (nor above every core) and a core never
+above 100 %: a reading past that is a measuring error, bounded and counted in ``clamped``.
 
 Two backends, same columns: ``procfs`` (Linux: one ``pread`` of a kept ``/proc/<pid>/stat`` fd
 per process, see ``mpdash.procfs``) and ``psutil`` (portable, ~5x the CPU; see
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 
@@ -31,7 +38,8 @@ import psutil
 from mpdash import procfs
 from mpdash.state import Hub
 
-__all__ = ["Sampler", "STATUS_LETTERS", "ProcfsBackend", "PsutilBackend", "make_backend"]
+__all__ = ["Sampler", "STATUS_LETTERS", "ProcfsBackend", "PsutilBackend", "make_backend",
+           "cpu_percent", "TICK_WINDOW"]
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +51,40 @@ STATUS_LETTERS = {
 }
 
 
+TICK_WINDOW = 0.25   # s: a CPU time counted in 10 ms ticks is off by up to 2 ticks: 8 % here
+
+
 class ProcfsBackend:
-    """``read(pid)`` -> (status, cpu seconds, threads, started, rss KiB, core) or None.
-    ``started`` and ``now()`` are on the same clock (seconds since boot)."""
+    """``read(pid)`` -> (status, cpu seconds, threads, started, rss KiB, core, at) or None.
+    ``started``, ``at`` (the instant the CPU time was read) and ``now()`` are on one clock
+    (seconds since boot). ``cpu_resolution``: seconds of the CPU time's smallest step."""
     name = "procfs"
 
     def __init__(self):
         self._stat = procfs.StatReader(keep_open=True)
         self._cores = procfs.CoreMeter()
         self._tck = float(procfs.CLK_TCK)
-        self.now = procfs.boot_seconds
+        self.now = procfs.boot_clock()
+        self._fine = procfs.has_process_cpu_clock()
+        self.cpu_resolution = 1e-9 if self._fine else 1.0 / self._tck
 
     def read(self, pid: int):
-        s = self._stat.read(pid)
-        if s is None:
-            return None
-        return s[0], s[1] / self._tck, s[2], s[3] / self._tck, s[4], s[5]
+        # The clock before the kept fd: if that fd still answers, the clock read was of the
+        # same process (a reaped pid's fd says ESRCH, even once the pid is reused).
+        ns = procfs.process_cpu_ns(pid) if self._fine else None
+        return self._reading(self._stat.read(pid), ns)
 
     def read_once(self, pid: int):
         """From another thread (the engine's, at an exit): a fresh open, nothing shared."""
-        s = procfs.read_stat(pid)
+        ns = procfs.process_cpu_ns(pid) if self._fine else None
+        return self._reading(procfs.read_stat(pid), ns)
+
+    def _reading(self, s, ns):
+        at = self.now()
         if s is None:
             return None
-        return s[0], s[1] / self._tck, s[2], s[3] / self._tck, s[4], s[5]
+        cpu = ns / 1e9 if ns is not None else s[1] / self._tck
+        return s[0], cpu, s[2], s[3] / self._tck, s[4], s[5], at
 
     def forget(self, pid: int) -> None:
         self._stat.forget(pid)
@@ -82,9 +101,11 @@ class ProcfsBackend:
 
 
 class PsutilBackend:
-    """The portable path: a cached ``psutil.Process`` per pid, read under ``oneshot()``."""
+    """The portable path: a cached ``psutil.Process`` per pid, read under ``oneshot()``.
+    Its CPU times are ``stat``'s ticks on Linux: treated as coarse everywhere."""
     name = "psutil"
     now = staticmethod(time.time)
+    cpu_resolution = 0.01
 
     def __init__(self):
         self._procs: dict[int, tuple[psutil.Process, float]] = {}
@@ -129,13 +150,23 @@ def _psutil_reading(proc: psutil.Process, created: float):
         status = proc.status()
         threads = proc.num_threads()
     return (STATUS_LETTERS.get(status, "?"), times.user + times.system, threads, created,
-            rss // 1024, core)
+            rss // 1024, core, time.time())
 
 
 def make_backend(name: str = "auto"):
     if name == "psutil" or (name == "auto" and not procfs.available()):
         return PsutilBackend()
     return ProcfsBackend()
+
+
+def cpu_percent(used: float, elapsed: float, coarse: bool, most: float) -> tuple[float, bool]:
+    """(% of one core over a window, may the window end here?) for ``used`` CPU seconds over
+    ``elapsed`` s, never above ``most``. A ``coarse`` (tick-counted) time asks for windows of
+    ``TICK_WINDOW`` at least: the caller keeps the window's start until then."""
+    if elapsed <= 1e-4:
+        return 0.0, False
+    share = min(most, max(0.0, used / elapsed * 100.0))
+    return share, not coarse or elapsed >= TICK_WINDOW
 
 
 def next_tick_after(tick: float, now: float, period: float, poked: bool) -> float:
@@ -157,9 +188,12 @@ class Sampler:
         self.on_over_memory = on_over_memory or (lambda run_id, reason: None)
         self.hz = hz
         self.backend = make_backend(backend)
-        # pid -> (started, cpu seconds at the previous sample, instant of it), backend's clock
-        self._prev: dict[int, tuple[float, float, float]] = {}
-        self._deaths: collections.deque = collections.deque()   # (run_id, pid, reading, now)
+        # pid -> (started, cpu seconds at the window's start, instant of it, threads then),
+        # on the backend's clock
+        self._prev: dict[int, tuple[float, float, float, int]] = {}
+        self._deaths: collections.deque = collections.deque()   # (run_id, pid, reading)
+        self._cpus = os.cpu_count() or 1
+        self.clamped = 0     # readings above what physics allows (bounded): measuring errors
         self._instants: collections.deque = collections.deque(maxlen=max(4, int(hz * 2) + 1))
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -185,7 +219,7 @@ class Sampler:
         """Called by the engine the instant an exit is seen, before the process is reaped."""
         reading = self.backend.read_once(pid)
         if reading is not None:
-            self._deaths.append((run.id, pid, reading, self.backend.now()))
+            self._deaths.append((run.id, pid, reading))
 
     def flush(self, run) -> None:
         """Sample now if exit-time readings of ``run`` wait for the next frame. The engine calls
@@ -235,55 +269,68 @@ class Sampler:
         backend, prev = self.backend, self._prev
         t = time.time()
         frame = {"t": round(t, 3), "cores": backend.cores()}
-        ncores = len(frame["cores"]) or 1
-        pids, cpus, rsss, cores, statuses, threads, running = [], [], [], [], [], [], []
+        rows: list[tuple] = []   # (pid, cpu, rss, core, status, threads, running), one a process
         per_run: dict[str, list[int]] = {}
         rss_by_run: dict[str, int] = {}
 
-        def put(run_id, pid, reading, now):
-            status, cpu_s, nthreads, started, rss, core = reading
+        coarse = backend.cpu_resolution > 1e-6
+        ncpu = self._cpus
+
+        def row(pid, reading, final=False):
+            status, cpu_s, nthreads, started, rss, core, at = reading
             before = prev.get(pid)
             if before is None or before[0] != started:
-                before = (started, 0.0, started)
-            elapsed = now - before[2]
-            cpu = (cpu_s - before[1]) / elapsed * 100.0 if elapsed > 1e-3 else 0.0
-            # CPU times tick at 1/CLK_TCK (10 ms): over a 3 ms window one tick reads 300 %.
-            # No process uses more cores than it has threads, nor more than the machine has.
-            cpu = min(cpu, 100.0 * max(1, ncores if status == "Z" else min(nthreads, ncores)))
-            prev[pid] = (started, cpu_s, now)
-            per_run.setdefault(run_id, []).append(len(pids))
-            pids.append(pid)
-            cpus.append(round(cpu, 1) if cpu > 0 else 0.0)
-            rsss.append(rss)
-            cores.append(core)
-            statuses.append(status)
-            threads.append(nthreads)
-            # A thread on a CPU at the sample? The stat letter alone is the main thread's; the
+                before = (started, 0.0, started, nthreads)
+            used, elapsed = cpu_s - before[1], at - before[2]
+            share = used / elapsed * 100.0 if elapsed > 1e-4 else -1.0
+            if 0.0 <= share <= 100.0 and not coarse:
+                # The common case, kept cheap (every process, every frame): within one core
+                # nothing can bound it, and a fine clock ends every window.
+                cpu, ends = share, True
+            else:
+                # Threads at either end of the window: one that ended meanwhile ran in it.
+                most = 100.0 * max(1, min(ncpu, max(nthreads, before[3])))
+                cpu, ends = cpu_percent(used, elapsed, coarse and not final, most)
+                if share > most + 0.05:
+                    self.clamped += 1
+            if ends:
+                prev[pid] = (started, cpu_s, at, nthreads)
+            elif before is not prev.get(pid):
+                prev[pid] = before
+            # A thread running at the sample? The stat letter alone is the main thread's; the
             # other threads are read only when it is not running (a main waiting in join()).
             if status == "R" or nthreads <= 1 or status == "Z":
-                running.append(1 if status == "R" else 0)
+                running = 1 if status == "R" else 0
             else:
                 found = backend.any_thread_running(pid)
-                running.append(None if found is None else int(found))
-            rss_by_run[run_id] = rss_by_run.get(run_id, 0) + rss
+                running = None if found is None else int(found)
+            return pid, round(cpu, 1) if cpu > 0 else 0.0, rss, core, status, nthreads, running
+
+        def add(run_id, found):
+            if found:
+                per_run.setdefault(run_id, []).extend(range(len(rows), len(rows) + len(found)))
+                rows.extend(found)
+                rss_by_run[run_id] = rss_by_run.get(run_id, 0) + sum(r[2] for r in found)
 
         dead: set[int] = set()
         while self._deaths:
-            run_id, pid, reading, now = self._deaths.popleft()
+            run_id, pid, reading = self._deaths.popleft()
             if pid not in dead:
                 dead.add(pid)
-                put(run_id, pid, reading, now)
-        now = backend.now()
+                add(run_id, [row(pid, reading, final=True)])
         seen = set(dead)
+        read, mark = backend.read, seen.add
         for run_id, run_pids in live.items():
+            found = []
             for pid in run_pids:
                 if pid in seen:
                     continue
-                reading = backend.read(pid)
+                reading = read(pid)
                 if reading is None:
                     continue
-                seen.add(pid)
-                put(run_id, pid, reading, now)
+                mark(pid)
+                found.append(row(pid, reading))
+            add(run_id, found)
         for pid in dead:
             backend.forget(pid)
             prev.pop(pid, None)
@@ -297,6 +344,8 @@ class Sampler:
                 self.on_over_memory(run_id, f"memory limit: the run's processes used "
                                             f"{rss / 1024:.0f} MiB of RSS (limit "
                                             f"{limit / 1024:.0f} MiB)")
+        pids, cpus, rsss, cores, statuses, threads, running = (list(c) for c in zip(*rows)) \
+            if rows else ([], [], [], [], [], [], [])
         frame.update(pid=pids, cpu=cpus, rss=rsss, core=cores, status="".join(statuses),
                      threads=threads, running=running)
         hub.add_frame(frame, per_run, push=watched)

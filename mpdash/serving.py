@@ -18,6 +18,7 @@ import argparse
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -27,6 +28,7 @@ import webbrowser
 from typing import Callable
 
 from mpdash import paths
+from mpdash.stall import DEFAULT_STALL
 from mpdash.hostnames import host_name
 
 __all__ = ["EXIT_OK", "EXIT_RUN_FAILED", "EXIT_BAD_ARGS", "add_serve_options", "serve",
@@ -63,6 +65,14 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def stall_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):   # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a number of seconds, got {text!r}")
+    return value
 def _allow_host(text: str) -> str:
     try:
         return host_name(text)
@@ -85,10 +95,29 @@ def add_serve_options(parser: argparse.ArgumentParser, default_port: int = 5000)
     parser.add_argument("--token", default=None,
                         help="presenter token (default: $MPDASH_TOKEN, or generated when bound "
                              "to anything but 127.0.0.1/localhost/::1)")
+    parser.add_argument("--stall", metavar="S", default=DEFAULT_STALL, type=stall_seconds,
+                        help=f"take a live run's stacks by themselves after S seconds without "
+                             f"progress (default {DEFAULT_STALL:g}; 0: off)")
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         type=_allow_host,
                         help="also answer requests that name this host (repeatable); any other "
                              "name than the bound address is refused (DNS rebinding)")
+
+
+def add_python_option(parser: argparse.ArgumentParser) -> None:
+    """``--python PATH`` (``serve`` and app.py, not ``watch``, whose program brings its own):
+    an interpreter the page may run lessons with, besides those found (mpdash/pythons.py)."""
+    parser.add_argument("--python", action="append", default=[], metavar="PATH",
+                        type=python_path,
+                        help="offer lessons on this CPython 3.10-3.14 too (repeat for several)")
+
+
+def python_path(text: str) -> str:
+    from mpdash import pythons
+    found = text if os.sep in text else shutil.which(text)
+    if not found or pythons.probe(found) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a CPython 3.10-3.14 that runs here")
+    return os.path.abspath(found)
 
 
 class UsageError(Exception):
@@ -148,7 +177,8 @@ def _build(args, listener: socket.socket) -> Served:
 
     data_dir = args.data or paths.default_data_dir()
     try:
-        dashboard = Dashboard(hz=args.hz, data_dir=data_dir)
+        dashboard = Dashboard(hz=args.hz, data_dir=data_dir, stall=args.stall,
+                              pythons=tuple(getattr(args, "python", None) or ()))
     except (OSError, sqlite3.Error) as exc:
         raise UsageError(f"cannot keep run history in {data_dir}: {exc}; "
                          f"choose another with --data") from None
@@ -168,7 +198,9 @@ def _handle_signals() -> None:
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, leave)
-    signal.signal(signal.SIGHUP, leave)
+    # nohup (or a supervisor) set SIGHUP to ignored on purpose: a closed terminal must not end us.
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, leave)
 
 
 def _announce(served: Served) -> None:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Callable
 
+from mpdash.verdict import one_headline
+
 __all__ = ["Hub", "Run", "Proc", "Limits", "new_run_id", "END_KINDS", "RUN_STATES"]
 
 RUN_STATES = ("starting", "running", "finished", "failed", "stopped")
@@ -23,6 +25,7 @@ END_KINDS = ("exit", "crash", "terminated", "killed")
 MAX_OUTPUT_LINES = 20_000      # per run; past that, lines are counted, not kept
 MAX_EVENTS = 20_000            # per run
 MAX_FRAMES = 36_000            # per run: one hour at 10 Hz
+MAX_STACKS = 20                # Snapshots per run (mpdash/stacks.py); the oldest go first
 MAX_ERROR = 4000               # characters of a run's error text kept (its last ones)
 
 _ids = itertools.count(1)
@@ -43,10 +46,16 @@ class Limits:
     # Kernel cap per run where cgroups are on (pids.max). It counts threads too, so it sits well
     # above max_processes: it is there to stop a fork bomb dead, the process limit to explain it.
     run_tasks: int = 512
+    # Niceness of a watched program's processes (inherited by its children): forty busy workers
+    # on two cores at the server's own priority delayed the sampler's wake-ups by up to 0.3-1.7 s;
+    # at +10 the observer keeps up. The run still gets every idle cycle. 0: unchanged. Lessons
+    # are not niced (engine/launch.py): their speedups must not lose to other programs.
+    run_nice: int = 10
 
     def to_json(self) -> dict:
         return {"max_runs": self.max_runs, "max_processes": self.max_processes,
-                "run_seconds": self.run_seconds, "run_rss_bytes": self.run_rss_bytes, "run_tasks": self.run_tasks}
+                "run_seconds": self.run_seconds, "run_rss_bytes": self.run_rss_bytes,
+                "run_tasks": self.run_tasks, "run_nice": self.run_nice}
 
 
 @dataclass(slots=True)
@@ -101,11 +110,13 @@ class Run:
     params: dict
     kind: str = "lesson"               # "lesson" or "watch"
     command: list | None = None        # watch: the user's command line
+    python: dict | None = None         # the main's interpreter: version, executable, gil_enabled...
     state: str = "starting"
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     result: object = None
     findings: list = field(default_factory=list)
+    pools: list = field(default_factory=list)             # mpdash/pools.py, at the run's end
     error: str | None = None
     seq: int = 0
     processes: dict = field(default_factory=dict)          # pid -> Proc
@@ -113,6 +124,7 @@ class Run:
     events: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_EVENTS))
     frames: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_FRAMES))
     marks: list = field(default_factory=list)               # (t, label, detail) from ctx.mark
+    stacks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_STACKS))
     output_dropped: int = 0
     time_limit: float | None = None
     # Engine-side bookkeeping, never sent.
@@ -130,10 +142,12 @@ class Run:
     def summary(self) -> dict:
         return {
             "id": self.id, "lesson": self.lesson, "title": self.title, "params": self.params,
-            "kind": self.kind, "command": self.command, "state": self.state,
+            "kind": self.kind, "command": self.command, "python": self.python,
+            "state": self.state,
             "started_at": self.started_at, "ended_at": self.ended_at,
             "duration": (self.ended_at or time.time()) - self.started_at,
-            "result": self.result, "findings": self.findings, "error": self.error,
+            "result": self.result, "findings": self.findings, "pools": self.pools,
+            "error": self.error,
             "seq": self.seq, "process_count": len(self.processes),
             "time_limit": self.time_limit,
         }
@@ -148,6 +162,7 @@ class Run:
         data["events"] = [e for e in self.events if e["seq"] > since]
         data["metrics"] = [f for f in self.frames if f["seq"] > since]
         data["marks"] = [{"t": t, "label": label, "detail": d} for t, label, d in self.marks]
+        data["stacks"] = [s for s in self.stacks if s["seq"] > since]
         data["output_dropped"] = self.output_dropped
         return data
 
@@ -288,19 +303,24 @@ class Hub:
             run.result = value
             self._publish_run(run)
 
+    def set_python(self, run: Run, info: dict) -> None:
+        with self._lock:
+            run.python = info
+            self._publish_run(run)
+
     def set_error(self, run: Run, text: str) -> None:
         with self._lock:
             run.error = str(text)[-MAX_ERROR:]
             self._publish_run(run)
 
     def add_findings(self, run: Run, found: list[dict]) -> None:
-        """Add findings, each replacing an earlier one with its key."""
+        """Add findings, each replacing an earlier one with its key; one headline at most."""
         found = list(found)
         if not found:
             return
         with self._lock:
             keys = {f["key"] for f in found}
-            run.findings = [f for f in run.findings if f["key"] not in keys] + list(found)
+            run.findings = one_headline([f for f in run.findings if f["key"] not in keys] + found)
             self._publish_run(run)
 
     def add_mark(self, run: Run, t: float, label: str, detail: dict, pid: int | None) -> None:
@@ -351,6 +371,18 @@ class Hub:
             run.events.append(event)
             self.publish("event", event)
             return event
+
+    def add_stacks(self, run: Run, snapshot: dict) -> dict | None:
+        """Keep and publish a Snapshot of a live run; None once the run has ended (an ended
+        run's record is final: its history and exports are already written)."""
+        with self._lock:
+            if not run.live:
+                return None
+            snapshot["seq"] = run.seq = self.next_seq()
+            snapshot["run"] = run.id
+            run.stacks.append(snapshot)
+            self.publish("stacks", snapshot)
+            return snapshot
 
     def add_frame(self, frame: dict, per_run: dict[str, list[int]], push: bool = True) -> None:
         """One sample of every live process. ``frame`` holds aligned columns for all of them;

@@ -317,10 +317,10 @@ class Store:
             # Where a bounded deque has dropped its oldest items, the file drops them too.
             oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
                       for name, items in (("lines", run.output), ("events", run.events),
-                                          ("frames", run.frames))}
+                                          ("frames", run.frames), ("stacks", run.stacks))}
             copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
                            _newer(run.output, mark), _newer(run.events, mark),
-                           _newer(run.frames, mark), oldest))
+                           _newer(run.frames, mark), _newer(run.stacks, mark), oldest))
             previous[run_id] = mark
             self._marks[run_id] = now
             if run.live:

@@ -104,6 +104,20 @@ def _stdin_for_run():
     return read_end, lambda: os.close(read_end)
 
 
+def _stall_printer(run_id: str, echo: _Echo):
+    """A stalled run explains itself on stderr, like ``py-spy dump`` (mpdash/stacks.py). Hub
+    listeners run under its lock: this only queues the lines for the echo thread."""
+    from mpdash.stacks import format_snapshot
+
+    def show(name, msg):
+        if name == "stacks" and msg["run"] == run_id and msg["reason"] == "stall":
+            lines = format_snapshot(msg)
+            echo("err", f"mpdash: {lines[0]}")
+            for line in lines[1:]:
+                echo("err", line)
+    return show
+
+
 def _program_exists(argv0: str) -> bool:
     if os.sep in argv0:
         return os.path.isfile(argv0) and os.access(argv0, os.X_OK)
@@ -142,6 +156,7 @@ def _watch_run(served, command: list[str], args) -> int:
         return EXIT_BAD_ARGS
     finally:
         close_stdin()   # the program has its own copy now
+    dash.hub.subscribe(_stall_printer(run.id, echo))
     # Open mode: the bare base URL, which scripts extend with /api/...
     url = served.link if served.token else served.base
     say(f"watching {shlex.join(command)} as run {run.id} — {url}  (Ctrl-C to stop)")
@@ -149,21 +164,26 @@ def _watch_run(served, command: list[str], args) -> int:
         say(f"viewer link (read-only): {served.viewer_link}")
     if args.open:
         webbrowser.open(served.link)
-    interrupts = 0
+    # Every reaction to a Ctrl-C happens inside the try: a second Ctrl-C landing while the
+    # first is passed on only counts, instead of escaping the loop (which ended the command
+    # without the run's status or --json: test_a_second_ctrl_c_stops_the_run, 2 runs in 6).
+    interrupts = handled = 0
     while True:
         try:
-            dash.engine.wait(run.id)
-            break
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts == 1:
+            if interrupts == 1 and handled == 0:
                 try:
                     os.killpg(run.main_pid, signal.SIGINT)
                 except (ProcessLookupError, PermissionError):
                     pass
+                handled = 1
                 say("sent SIGINT to the program; Ctrl-C again stops it")
-            else:
-                dash.engine.stop(run.id, reason="stopped from the terminal (Ctrl-C)")
+            elif interrupts >= 2 and handled < 2:
+                dash.engine.request_stop(run.id, "stopped from the terminal (Ctrl-C)")
+                handled = 2
+            dash.engine.wait(run.id)
+            break
+        except KeyboardInterrupt:
+            interrupts += 1
     echo.close()
     data = dash.hub.snapshot(run)
     status = exit_status(data)

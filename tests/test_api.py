@@ -1,17 +1,27 @@
 """The HTTP API through Flask's test client: shapes, status codes, and nothing started on errors."""
-import time
-
 import pytest
+
+from mpdash.state import Run
+from tests.conftest import wait_until
 
 
 def wait_for_end(client, run_id, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.get(f"/api/runs/{run_id}").get_json()
-        if run["state"] not in ("starting", "running"):
-            return run
-        time.sleep(0.05)
-    raise AssertionError("run did not end")
+    ended = lambda: (lambda run: run if run["state"] not in ("starting", "running") else None)(
+        client.get(f"/api/runs/{run_id}").get_json())
+    run = wait_until(ended, timeout=timeout, step=0.05)
+    assert run, "run did not end"
+    return run
+
+
+def _stored_runs(dashboard, count, t0=1_000_000.0):
+    """``count`` ended runs put straight into the hub, one second apart (newest last)."""
+    ids = []
+    for i in range(count):
+        run = Run(id=f"r{i:04d}", lesson="watch", title=f"run {i}", params={})
+        run.started_at, run.state = t0 + i, "finished"
+        dashboard.hub.add_run(run)
+        ids.append(run.id)
+    return ids
 
 
 def test_lessons_carry_the_contract_fields(client):
@@ -105,3 +115,52 @@ def test_delete(client):
     wait_for_end(client, run["id"])
     assert client.delete(f"/api/runs/{run['id']}").status_code == 204
     assert client.get(f"/api/runs/{run['id']}").status_code == 404
+
+
+def test_delete_of_a_live_run_is_409_and_keeps_it(client, dashboard):
+    run = client.post("/api/runs", json={"lesson": "process-target",
+                                          "params": {"delay": 1.0, "count": 20}}).get_json()
+    answer = client.delete(f"/api/runs/{run['id']}")
+    assert answer.status_code == 409 and answer.get_json()["error"], answer.get_json()
+    assert dashboard.hub.get(run["id"]).live
+    assert client.post(f"/api/runs/{run['id']}/stop").get_json()["state"] == "stopped"
+    assert client.delete(f"/api/runs/{run['id']}").status_code == 204
+
+
+def test_the_process_limit_is_429_over_http(client, dashboard):
+    dashboard.hub.limits.max_processes = 3     # reached by the first run: its main and two workers
+    first = client.post("/api/runs", json={"lesson": "process-target",
+                                            "params": {"delay": 1.0, "count": 20}}).get_json()
+    assert wait_until(lambda: len(dashboard.hub.get(first["id"]).live_pids()) == 3, timeout=10)
+    second = client.post("/api/runs", json={"lesson": "process-target"})
+    assert second.status_code == 429 and "live processes" in second.get_json()["error"], second.get_json()
+    assert list(dashboard.hub.runs) == [first["id"]]
+    client.post(f"/api/runs/{first['id']}/stop")
+
+
+def test_runs_are_paged_newest_first_with_limit_and_before(client, dashboard):
+    ids = _stored_runs(dashboard, 7)
+    newest_first = ids[::-1]
+    assert [r["id"] for r in client.get("/api/runs").get_json()] == newest_first
+    page1 = client.get("/api/runs?limit=3").get_json()
+    assert [r["id"] for r in page1] == newest_first[:3]
+    page2 = client.get(f"/api/runs?limit=3&before={page1[-1]['id']}").get_json()
+    assert [r["id"] for r in page2] == newest_first[3:6]
+    page3 = client.get(f"/api/runs?limit=3&before={page2[-1]['id']}").get_json()
+    assert [r["id"] for r in page3] == newest_first[6:]
+    for bad in ("0", "1001", "x", "2.5"):
+        assert client.get(f"/api/runs?limit={bad}").status_code == 400, bad
+    assert len(client.get("/api/runs?limit=1000").get_json()) == 7
+
+
+def test_hello_lists_the_200_newest_runs_and_deletes_are_announced(app, dashboard, client):
+    ids = _stored_runs(dashboard, 205)
+    sio = app.extensions["socketio"].test_client(app)
+    try:
+        hello = next(m["args"][0] for m in sio.get_received() if m["name"] == "hello")
+        assert [r["id"] for r in hello["runs"]] == ids[::-1][:200]
+        assert client.delete(f"/api/runs/{ids[0]}").status_code == 204
+        deleted = [m["args"][0] for m in sio.get_received() if m["name"] == "run_deleted"]
+        assert len(deleted) == 1 and deleted[0]["id"] == ids[0] and deleted[0]["seq"] > hello["seq"]
+    finally:
+        sio.disconnect()

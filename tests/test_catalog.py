@@ -12,7 +12,11 @@ from mpdash import lessons
 CONTRACT_IDS = {
     "process-target", "process-subclass", "threads-vs-processes", "queue", "pipe",
     "shared-memory", "race-condition", "pool-map", "daemon", "crash-isolation", "process-costs",
+    # §12 "When it goes wrong" (issue 13)
+    "queue-deadlock", "main-guard", "pickling", "globals-not-shared", "fork-with-threads",
+    "pool-overhead",
 }
+PITFALLS = [l for l in lessons.catalog().values() if l.section == "12"]
 ALL = list(lessons.catalog().values())
 
 
@@ -26,7 +30,7 @@ def test_catalog_has_every_contract_lesson_in_tutorial_order():
 def test_metadata(lesson):
     assert re.fullmatch(r"[a-z][a-z0-9-]*", lesson.id)
     assert lesson.title and lesson.summary and lesson.section_title
-    assert 3 <= int(lesson.section) <= 11
+    assert 3 <= int(lesson.section) <= 12
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", lesson.explanation.strip()) if len(s) > 15]
     assert len(sentences) >= 3, lesson.explanation
     assert lesson.predict.strip().endswith("?") or "?" in lesson.predict
@@ -62,7 +66,28 @@ def test_params_are_bounded_and_defaults_valid(lesson):
 def test_start_method_choice_where_processes_are_made(lesson):
     if "Process" in lesson.code or "Pool" in lesson.code:
         param = lesson.param("start_method")
-        assert param is not None and set(param.choices) == {"fork", "spawn", "forkserver"}
+        if param is None:
+            # The start method is the lesson's subject (fork-with-threads): then the code
+            # names it where the process is made, rather than offer a choice it would ignore.
+            assert re.search(r"get_context\(", lesson.code), lesson.id
+        else:
+            assert set(param.choices) == {"fork", "spawn", "forkserver"}
+
+
+def test_when_it_goes_wrong_has_the_six_pitfalls_last():
+    assert [l.id for l in PITFALLS] == ["queue-deadlock", "main-guard", "pickling",
+                                        "globals-not-shared", "fork-with-threads",
+                                        "pool-overhead"]
+    assert list(lessons.catalog())[-len(PITFALLS):] == [l.id for l in PITFALLS]
+    assert {l.section_title for l in PITFALLS} == {"When it goes wrong"}
+
+
+@pytest.mark.parametrize("lesson", PITFALLS, ids=[l.id for l in PITFALLS])
+def test_pitfall_is_switched_by_fixed(lesson):
+    # fixed=false (the default) shows the pitfall; fixed=true the documented fix
+    assert lesson.params[0].name == "fixed"
+    assert lesson.params[0].type == "bool" and lesson.params[0].default is False
+    assert lesson.main.__code__.co_varnames[1] == "fixed"
 
 
 @pytest.mark.parametrize("lesson", ALL, ids=[l.id for l in ALL])

@@ -1,11 +1,15 @@
 """`python -m mpdash list|run` as a user types it: output and exit status."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
+from mpdash.paths import default_data_dir
+from mpdash.store import DB_NAME, Store
 from tests.leaks import run_processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,5 +51,49 @@ def test_bad_arguments_exit_2(args):
 def test_run_leaves_nothing_behind():
     proc = subprocess.Popen([sys.executable, "-m", "mpdash", "run", "pool-map", "--json"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert json.loads(out)["state"] == "finished"
     assert run_processes(proc.pid) == []
+
+
+@pytest.mark.parametrize("crash", ["exception", "segfault"])
+def test_a_worker_crashing_on_purpose_is_a_finished_run_exit_0(crash):
+    out = mpdash("run", "crash-isolation", "--param", f"crash={crash}", "--json")
+    run = json.loads(out.stdout)
+    assert run["state"] == "finished" and out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert any(p["end"] == "crash" for p in run["processes"])
+
+
+def test_a_stopped_run_exits_1():
+    """Ctrl-C stops the run (state stopped): exit status 1, and nothing is left."""
+    proc = subprocess.Popen([sys.executable, "-m", "mpdash", "run", "process-target",
+                             "--param", "delay=1.0", "--param", "count=30"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "Number: 1" not in proc.stdout.readline():   # the run is under way
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never printed"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (proc.returncode, err[-2000:])
+    assert ": stopped in " in out and "interrupted (Ctrl-C)" in err, (out[-500:], err[-500:])
+    assert run_processes(proc.pid) == []
+
+
+def test_headless_runs_are_not_stored():
+    data_dir = default_data_dir()
+    db = os.path.join(data_dir, DB_NAME)
+    existed = os.path.exists(db)
+    out = mpdash("run", "process-target", "--json")
+    assert out.returncode == 0, out.stderr
+    run_id = json.loads(out.stdout)["id"]
+    if not existed:
+        assert not os.path.exists(db), "mpdash run created a history"
+        return
+    runs, _ = Store(data_dir).load()
+    assert run_id not in {r.id for r in runs}

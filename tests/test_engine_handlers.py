@@ -15,6 +15,7 @@ from mpdash.cgroups import Cgroups
 from mpdash.engine import handlers, streams
 from mpdash.engine.context import CONN, Core, LiveRun
 from mpdash.state import Hub, Run
+from tests.conftest import wait_until
 
 
 class FakeReactor:
@@ -71,10 +72,24 @@ def _runs(published):
 
 
 # Each protocol kind: the fields sent, and what must be true afterwards.
+PY = {"version": "3.10.13", "executable": "/x/python3.10", "gil_enabled": True,
+      "default_start_method": "fork"}
+
+
 def _check_hello(core, live, worker, published):
     proc = live.run.processes[worker]
     assert (proc.ppid, proc.role, proc.name) == (live.run.main_pid, "worker", "W-1")
     assert worker in live.pidfds and live.pidfds[worker] in core.reactor.registered
+    assert live.run.python is None   # only the main's word on its interpreter is the run's
+
+
+def test_the_mains_hello_gives_the_run_its_interpreter(rig):
+    core, live, worker, published = rig
+    main = live.run.main_pid
+    assert _send(core, live, protocol.HELLO, main, dict(role="main", ppid=os.getpid(),
+                                                        via="exec", python={**PY, "x": 1}))
+    assert live.run.python == PY                      # the documented keys only
+    assert _runs(published)[-1]["python"] == PY       # viewers hear it at once
 
 
 def _check_spawned(core, live, worker, published):
@@ -122,7 +137,7 @@ def _check_error(core, live, worker, published):
 
 
 def _check_finding(core, live, worker, published):
-    finding = {"key": "speedup", "value": 1.9, "text": "1.9x faster", "unit": "x"}
+    finding = {"key": "speedup", "value": 1.9, "text": "1.9x faster", "unit": "x", "headline": True}
     assert live.run.findings == [finding]
     assert _runs(published)[-1]["findings"] == [finding]
 
@@ -139,10 +154,10 @@ def _check_event(core, live, worker, published):
 
 
 CASES = {
-    protocol.HELLO: (lambda main: dict(role="worker", ppid=main, via="fork", name="W-1"),
-                     _check_hello),
-    protocol.SPAWNED: (lambda main: dict(child=None, name="W-2", daemon=True, method="spawn"),
-                       _check_spawned),
+    protocol.HELLO: (lambda main: dict(role="worker", ppid=main, via="fork", name="W-1",
+                                       python=PY), _check_hello),
+    protocol.SPAWNED: (lambda main: dict(child=None, name="W-2", daemon=True, method="spawn",
+                                         role="worker"), _check_spawned),
     protocol.CHILD: (lambda main: dict(name="W-3", daemon=False), _check_child),
     protocol.EXITING: (lambda main: dict(code=3), _check_exiting),
     protocol.REAPED: (lambda main: dict(child=None, code=-9), _check_reaped),
@@ -151,7 +166,7 @@ CASES = {
     protocol.RESULT: (lambda main: dict(value=[1, 4, 9]), _check_result),
     protocol.ERROR: (lambda main: dict(text="Traceback: boom"), _check_error),
     protocol.FINDING: (lambda main: dict(key="speedup", value=1.9, text="1.9x faster",
-                                         unit="x"), _check_finding),
+                                         unit="x", headline=True), _check_finding),
     protocol.MARK: (lambda main: dict(label="phase 2", detail={"n": 2}), _check_mark),
     protocol.EVENT: (lambda main: dict(kind="put", channel="Queue-1", msg=1, size=8,
                                        detail="1", extra=7, run="forged"), _check_event),
@@ -239,3 +254,43 @@ def test_a_process_record_and_its_message_have_the_documented_shape():
     assert set(exit_msg) == _documented("proc") | {"seq"} and exit_msg["t"] == 2.0
     assert proc.message("rX", "start")["t"] == 1.0
     assert proc["role"] == "worker" and proc.get("nope", 5) == 5   # analyses read it by key
+
+
+def test_a_child_started_by_subprocess_is_a_child_named_by_its_command(rig):
+    """``spawned`` with role "child" (mpdash/inrun/reaps.py): seen first by a /proc scan (named
+    by its cmdline then) or not, it ends up a child with the command its parent started."""
+    core, live, worker, published = rig
+    main = live.run.main_pid
+    assert _send(core, live, protocol.SPAWNED, main, dict(child=worker, name="sleep 1.5",
+                                                          daemon=False, method=None, role="child"))
+    proc = live.run.processes[worker]
+    assert (proc.role, proc.name, proc.ppid, proc.start_method) == ("child", "sleep 1.5", main, None)
+    # A multiprocessing child a scan saw first (as a child) becomes a worker when it says so.
+    core.hub.upsert_process(live.run, worker, role="child", name="python -c ...")
+    assert _send(core, live, protocol.CHILD, worker, dict(name="Process-1", daemon=False))
+    assert (proc.role, proc.name) == ("worker", "Process-1")
+
+
+def test_a_child_born_without_a_name_is_named_by_its_command_line(rig):
+    from mpdash.engine import reaping
+    core, live, worker, published = rig
+    # A process seen mid-exec has an empty command line for a moment (the product renames it at
+    # the next scan); this test is about the naming, so it waits until the exec is done.
+    assert wait_until(lambda: b"time.sleep" in open(f"/proc/{worker}/cmdline", "rb").read(), 5)
+    reaping.birth(core, live, worker, ppid=live.run.main_pid, role=reaping.CHILD)
+    name = live.run.processes[worker].name
+    assert name.startswith(sys.executable) and "time.sleep(30)" in name
+
+
+def test_an_end_nobody_reported_is_unknown_at_the_runs_end(rig):
+    """Its parent reaped it and told no one: never a silent null (API.md, ``end``)."""
+    from mpdash.engine import reaping
+    core, live, worker, published = rig
+    core.hub.upsert_process(live.run, worker, ended_at=time.time())
+    reaping.settle_unknown(core, live)
+    proc = live.run.processes[worker]
+    assert (proc.exitcode, proc.end) == (None, "unknown")
+    last = [m for name, m in published if name == "proc"][-1]
+    assert (last["pid"], last["kind"], last["end"]) == (worker, "exit", "unknown")
+    main = live.run.processes[live.run.main_pid]
+    assert main.ended_at is None and main.end is None   # a live process is left alone

@@ -1,10 +1,7 @@
 """Exports: metrics as CSV, the run as a Chrome trace (Perfetto's legacy JSON)."""
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -13,74 +10,7 @@ import pytest
 
 from mpdash import export
 from mpdash.runs import PROJECT_ROOT
-
-PHASES = {"X", "B", "E", "i", "I", "C", "M", "s", "t", "f"}
-
-
-def check_trace(trace: dict, run: dict) -> list[dict]:
-    """Structural checks a trace viewer relies on; returns the events."""
-    assert set(trace) >= {"traceEvents"}
-    events = trace["traceEvents"]
-    assert events, "an empty trace"
-    json.dumps(trace)   # plain JSON, nothing a viewer cannot parse
-    for e in events:
-        assert {"ph", "ts", "pid"} <= set(e), e
-        assert e["ph"] in PHASES, e
-        assert isinstance(e["ts"], (int, float)) and math.isfinite(e["ts"]) and e["ts"] >= 0, e
-        assert isinstance(e["pid"], int), e
-        if e["ph"] == "X":
-            assert isinstance(e["dur"], (int, float)) and e["dur"] >= 0, e
-            assert isinstance(e["name"], str) and e["name"], e
-        if e["ph"] == "C":
-            assert e["args"] and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                     for v in e["args"].values()), e
-        if e["ph"] == "i":
-            assert e.get("s", "t") in ("t", "p", "g"), e
-    named = {e["pid"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
-    assert {e["pid"] for e in events} <= named, "a pid without process_name metadata"
-    # Every process of the run: a name, and its lifetime as a span carrying how it ended.
-    spans = {e["pid"]: e for e in events if e["ph"] == "X" and e.get("cat") == "process"}
-    for proc in run["processes"]:
-        assert proc["pid"] in named
-        span = spans[proc["pid"]]
-        assert span["args"]["exitcode"] == proc["exitcode"]
-        assert span["args"]["end"] == proc["end"]
-        assert span["args"]["role"] == proc["role"]
-    # Slices of one thread nest (a viewer drops or mis-draws partial overlaps).
-    tracks: dict = {}
-    for e in events:
-        if e["ph"] == "X":
-            tracks.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
-    for track, slices in tracks.items():
-        stack: list[float] = []
-        for begin, end in sorted(slices, key=lambda s: (s[0], -s[1])):
-            while stack and stack[-1] <= begin:
-                stack.pop()
-            assert not stack or end <= stack[-1], f"overlapping slices on {track}"
-            stack.append(end)
-    # Flows come in pairs with one id each.
-    starts = {e["id"] for e in events if e["ph"] == "s"}
-    ends = {e["id"] for e in events if e["ph"] == "f"}
-    assert starts == ends
-    return events
-
-
-def check_csv(text: str, run: dict) -> list[dict]:
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert text.splitlines()[0] == "t,pid,cpu_percent,rss_bytes,core,status,threads"
-    assert len(rows) == sum(len(f["pid"]) for f in run["metrics"])
-    pids = {p["pid"] for p in run["processes"]}
-    for row in rows:
-        assert int(row["pid"]) in pids
-        assert float(row["t"]) >= run["started_at"] - 1
-        assert float(row["cpu_percent"]) >= 0
-        # 0 happens: a process caught exiting (its memory already released) or a zombie.
-        assert int(row["rss_bytes"]) >= 0 and int(row["rss_bytes"]) % 1024 == 0
-        assert int(row["core"]) >= 0
-        assert len(row["status"]) == 1
-        assert int(row["threads"]) >= 1
-    assert max(int(r["rss_bytes"]) for r in rows) > 1 << 20   # a Python process is > 1 MiB
-    return rows
+from tests.conftest import check_csv, check_trace
 
 
 def _synthetic_run() -> dict:
@@ -195,13 +125,16 @@ def test_exports_of_a_real_run_over_http(dashboard, client):
 
     answer = client.get(f"/api/runs/{run.id}/metrics.csv")
     assert answer.status_code == 200 and answer.mimetype == "text/csv"
-    assert "attachment" in answer.headers["Content-Disposition"]
+    assert answer.headers["Content-Disposition"] == \
+        f'attachment; filename="mpdash-{run.id}-metrics.csv"'
     rows = check_csv(answer.get_data(as_text=True), data)
     assert len(rows) >= 3   # a frame at each birth at least
     assert {int(r["pid"]) for r in rows} >= {data["processes"][0]["pid"]}
 
     answer = client.get(f"/api/runs/{run.id}/trace.json")
     assert answer.status_code == 200 and answer.mimetype == "application/json"
+    assert answer.headers["Content-Disposition"] == \
+        f'attachment; filename="mpdash-{run.id}-trace.json"'
     events = check_trace(answer.get_json(), data)
     workers = [p for p in data["processes"] if p["role"] == "worker"]
     assert len(workers) == 2

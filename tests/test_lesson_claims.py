@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from tests.test_lessons import run_lesson
+from tests.conftest import run_lesson
 
 
 def findings(data) -> dict:
@@ -13,25 +14,66 @@ def findings(data) -> dict:
     return {f["key"]: f["value"] for f in data["findings"]}
 
 
+_BURN = """
+import os, sys, time
+start = float(sys.argv[1])
+time.sleep(max(0.0, start - time.time()))
+t0, cpu = time.monotonic(), time.process_time() + 0.2
+while time.process_time() < cpu:
+    pass
+print(time.monotonic() - t0)
+"""
+
+
+def _two_cores_free() -> tuple[bool, list[float]]:
+    """Could a run get two cores right now? Two CPU-bound processes burn 0.2 s of CPU each at
+    the same moment: each must get most of a core (wall time under 0.3 s)."""
+    import subprocess
+    import sys
+    start = time.time() + 0.3
+    procs = [subprocess.Popen([sys.executable, "-c", _BURN, str(start)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    walls = [float(p.communicate(timeout=30)[0]) for p in procs]
+    return all(w < 0.3 for w in walls), walls
+
+
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 def test_processes_beat_threads_on_cpu_bound_work(dashboard):
     # Other work on the machine can steal a core for a whole phase, so compare each side's
-    # best time over a few alternating tries (the usual way to time through noise).
-    tries = []
-    for _ in range(6):
+    # best time over alternating tries (the usual way to time through noise). Load never turns
+    # this into a skip. A try is "quiet" when two cores were free just before it (measured, not
+    # the load average); quiet tries must show the full claim (>= 1.3x). When the machine stays
+    # busy for the whole budget (two busy loops, say), the tries still run and must show the
+    # claim that survives sharing: two processes get more CPU than one thread (>= 1.15x; a
+    # regression that runs the workers one after the other gives <= 1.0x).
+    quiet, loaded, busy = [], [], []
+    deadline, waited_since = time.monotonic() + 75, time.monotonic()
+    while len(quiet) < 4 and len(quiet) + len(loaded) < 6 and time.monotonic() < deadline:
+        free, walls = _two_cores_free()
+        if not free and time.monotonic() - waited_since < 8:
+            busy.append(walls)
+            time.sleep(1.0)
+            continue
         data = run_lesson(dashboard, "threads-vs-processes", {"workers": 2, "work": 30_000_000})
-        tries.append((data["result"], findings(data)))
-        best_threads = min(r["threads_s"] for r, _ in tries)
-        best_processes = min(r["processes_s"] for r, _ in tries)
-        if best_threads >= 1.3 * best_processes and len(tries) >= 2:
+        (quiet if free else loaded).append((data["result"], findings(data)))
+        waited_since = time.monotonic()
+        tries = quiet or loaded
+        if min(r["threads_s"] for r, _ in tries) >= 1.3 * min(r["processes_s"] for r, _ in tries) \
+                and len(tries) >= 2:
             break
-    found = tries[-1][1]
-    if best_threads < 1.3 * best_processes and os.getloadavg()[0] > 2 * os.cpu_count():
-        pytest.skip(f"machine saturated (load {os.getloadavg()[0]:.0f}): {tries}")
-    assert best_threads >= 1.3 * best_processes, tries
-    assert all(f["threads_peak_cpu"] < 150 for _, f in tries), tries   # one GIL: ~one core
-    assert max(f["processes_peak_cpu"] for _, f in tries) > 100, tries   # more than one core
-    assert 0 <= found["rss_per_thread_bytes"] < found["rss_per_process_bytes"]
+    tries = quiet or loaded
+    assert tries, f"no try ran in 75 s (burn walls {busy[-5:]}, load {os.getloadavg()})"
+    best_threads = min(r["threads_s"] for r, _ in tries)
+    best_processes = min(r["processes_s"] for r, _ in tries)
+    margin = 1.3 if quiet else 1.15
+    assert best_threads >= margin * best_processes, (margin, os.getloadavg(), len(busy), tries)
+    all_tries = quiet + loaded
+    assert all(f["threads_peak_cpu"] < 150 for _, f in all_tries), all_tries   # one GIL: ~one core
+    if quiet:
+        assert max(f["processes_peak_cpu"] for _, f in quiet) > 100, quiet   # more than one core
+    # Measured, never clamped to look right: a thread's stack costs some pages, a process more.
+    for _, found in all_tries:
+        assert 0 < found["rss_per_thread_bytes"] < found["rss_per_process_bytes"], found
 
 
 def test_threads_do_as_well_on_io_bound_work(dashboard):
@@ -41,11 +83,19 @@ def test_threads_do_as_well_on_io_bound_work(dashboard):
 
 
 def test_unlocked_increments_lose_updates_locked_do_not(dashboard):
-    found = findings(run_lesson(dashboard, "race-condition", {"processes": 4, "times": 100_000}))
-    assert found["expected"] == 400_000
-    assert found["unlocked_total"] < found["expected"]
-    assert found["locked_total"] == found["expected"]
-    assert found["lost_updates"] == found["expected"] - found["unlocked_total"]
+    processes, times = 4, 100_000
+    data = run_lesson(dashboard, "race-condition", {"processes": processes, "times": times})
+    found = findings(data)
+    total = processes * times          # this test's own count, not the lesson's
+    assert found["expected"] == total
+    # Each process adds its `times` at least once it runs alone for a while; with others at
+    # the same time some of the increments are lost, never more are made.
+    assert times <= found["unlocked_total"] < total
+    assert found["locked_total"] == total
+    assert found["lost_updates"] == total - found["unlocked_total"] > 0
+    # What the main printed (the counter it read back) is what the findings say.
+    assert f"unlocked {found['unlocked_total']} " in data["output"][0]["text"]
+    assert f"locked {total} " in data["output"][0]["text"]
 
 
 @pytest.mark.parametrize("crash,code", [("exception", 1), ("exit", 3), ("abort", -6),

@@ -6,7 +6,6 @@ import pytest
 import requests
 
 from mpdash.web import create_app, origin
-from tests.test_reliability import server_factory, wait_for  # noqa: F401 (fixture)
 
 EVIL = "http://evil.example"
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"

@@ -35,7 +35,7 @@ def test_api_docs_name_every_kind_and_point_to_the_protocol_module():
     missing = [k for k in protocol.KINDS if not re.search(rf"`{k}\b", section)]
     assert not missing, f"docs/API.md 'Inside a run' does not name {missing}"
     for name in (protocol.ENV_EVENTS, protocol.ENV_SERVER_PID, protocol.ENV_RUN_ID,
-                 protocol.ENV_RUN_MAIN, protocol.ENV_ENGINE):
+                 protocol.ENV_RUN_MAIN, protocol.ENV_ENGINE, protocol.ENV_PACKAGE):
         assert f"`{name}`" in section
 
 
@@ -105,6 +105,9 @@ def test_the_in_run_side_sends_only_protocol_kinds_through_protocol_constants():
     assert len(events) >= 15, events
 
 
+BOOT = os.path.join(ROOT, "mpdash", "_boot", "sitecustomize.py")
+
+
 def test_the_in_run_side_spells_no_message_dict_or_environment_name():
     for path in INRUN_SOURCES:
         tree = _parse(path)
@@ -113,8 +116,24 @@ def test_the_in_run_side_spells_no_message_dict_or_environment_name():
             if isinstance(node, ast.Dict):
                 keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
                 assert "k" not in keys, f"{where}:{node.lineno}: a message dict built by hand"
+            if path == BOOT:   # it runs before mpdash can be imported: see the next test
+                continue
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert "MPDASH_" not in node.value, f"{where}:{node.lineno}: {node.value!r}"
+
+
+def test_sitecustomize_spells_the_protocols_environment_names():
+    """It loads the package, so it cannot import the protocol: its two literals must match."""
+    tree = _parse(BOOT)
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple):
+            for target, value in zip(node.targets[0].elts, node.value.elts):
+                names[target.id] = value.value
+    assert names == {"ENV_EVENTS": protocol.ENV_EVENTS, "ENV_PACKAGE": protocol.ENV_PACKAGE}
+    with open(BOOT, encoding="utf-8") as f:
+        literals = set(re.findall(r'"(MPDASH_[A-Z_]+)"', f.read()))
+    assert literals == set(names.values())
 
 
 def test_a_message_round_trips_and_an_event_carries_its_own_kind():

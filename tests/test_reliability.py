@@ -13,13 +13,15 @@ import uuid
 
 import pytest
 
-from mpdash import procfs, protocol
+from mpdash import protocol
 from mpdash.dashboard import Dashboard
 from mpdash.runs import BOOT_DIR, PROJECT_ROOT, LimitError
 from mpdash.state import Limits
-from tests.leaks import assert_none_left, run_processes, zombie_children
+from tests.conftest import wait_until
+from tests.leaks import alive, assert_none_left, marked_processes, run_processes, zombie_children
 
 PROGRAMS = os.path.join(os.path.dirname(__file__), "programs")
+APP = os.path.join(PROJECT_ROOT, "app.py")
 
 
 
@@ -27,25 +29,10 @@ def program(name, *args):
     return [sys.executable, os.path.join(PROGRAMS, name), *map(str, args)]
 
 
-def wait_for(predicate, timeout=15.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
-def alive(pid):
-    stat = procfs.read_stat(pid)
-    return stat is not None and stat.state not in ("Z", "X")
-
-
 def gone_within(pids, timeout):
     """Seconds until every pid is gone (dead or a zombie), or None if some outlived timeout."""
     t0 = time.monotonic()
-    if wait_for(lambda: not any(alive(p) for p in pids), timeout=timeout, step=0.005):
+    if wait_until(lambda: not any(alive(p) for p in pids), timeout=timeout, step=0.005):
         return time.monotonic() - t0
     return None
 
@@ -66,11 +53,12 @@ def make_dash(request):
     yield make
     for dash in made:
         dash.close()
-    assert_none_left(os.getpid())
+    for dash in made:
+        assert_none_left(dash)
 
 
 def live_pids_when(run, n, timeout=20):
-    assert wait_for(lambda: len(run.live_pids()) >= n, timeout=timeout), run.processes
+    assert wait_until(lambda: len(run.live_pids()) >= n, timeout=timeout), run.processes
     return run.live_pids()
 
 
@@ -87,14 +75,14 @@ def test_stop_leaves_nothing_within_two_seconds(make_dash, method):
     took = time.monotonic() - t0
     assert run.state == "stopped"
     assert took < 2.0 and gone_within(pids, 0.01) is not None
-    assert run_processes(os.getpid()) == []
+    assert run_processes(dash) == []
     print(f"stop {make_dash.mode} {method}: {took * 1000:.0f} ms to the last process gone")
 
 
 def test_finished_run_kills_its_leftovers(make_dash):
     dash = make_dash()
     run = dash.engine.start_command(program("orphan_maker.py"))
-    orphan = int(wait_for(lambda: next((l["text"].split()[1] for l in list(run.output)
+    orphan = int(wait_until(lambda: next((l["text"].split()[1] for l in list(run.output)
                                         if l["text"].startswith("orphan")), None)))
     dash.engine.wait(run.id, timeout=10)
     main = run.processes[run.main_pid]
@@ -123,14 +111,21 @@ def test_an_unreported_child_started_just_before_the_main_returns_ends_with_the_
 @pytest.mark.parametrize("setsid", [False, True], ids=["orphan", "setsid-orphan"])
 def test_orphans_are_seen_marked_and_end_with_their_run(make_dash, setsid):
     dash = make_dash()
+    procs = []
+    dash.hub.subscribe(lambda name, msg: procs.append(dict(msg)) if name == "proc" else None)
     run = dash.engine.start_command(program("orphan_maker.py", *(["setsid"] if setsid else []),
                                             "hold", 30))
-    orphan = int(wait_for(lambda: next((l["text"].split()[1] for l in list(run.output)
+    orphan = int(wait_until(lambda: next((l["text"].split()[1] for l in list(run.output)
                                         if l["text"].startswith("orphan")), None)))
     # Its parent is dead: it is the server's child now, found by a scan, and marked.
-    assert wait_for(lambda: run.processes.get(orphan, {}).get("orphan"), timeout=5), \
+    assert wait_until(lambda: run.processes.get(orphan, {}).get("orphan"), timeout=5), \
         run.processes.get(orphan)
     assert run.processes[orphan]["ppid"] == os.getpid() and alive(orphan)
+    # docs/API.md `proc`: viewers learn it live, from its `start` if it was first seen
+    # orphaned, else from an `update` once it is.
+    said = [(m["kind"], m["orphan"]) for m in procs if m["pid"] == orphan and m["kind"] != "exit"]
+    assert said and said[-1][1] is True, said
+    assert said[0] == ("start", True) or ("update", True) in said, said
     dash.engine.stop(run.id)
     assert not alive(orphan) and run.processes[orphan]["ended_at"] is not None
 
@@ -165,7 +160,7 @@ def test_crashing_main_takes_its_workers_along(make_dash):
     last = max(p["ended_at"] for p in run.processes.values())
     assert last - main["ended_at"] < 2.0
     assert all(p["ended_at"] for p in run.processes.values())
-    assert run_processes(os.getpid()) == []
+    assert run_processes(dash) == []
 
 
 def test_time_limit_of_one_second(make_dash):
@@ -196,7 +191,7 @@ def test_fork_bomb_is_stopped_and_the_server_carries_on(make_dash):
     run = dash.engine.start_command(program("forkbomb.py", 4, 5))
     dash.engine.wait(run.id, timeout=20)
     assert run.state == "stopped" and run.error.startswith("process limit"), run.error
-    assert_none_left(os.getpid(), within=3)
+    assert_none_left(dash, within=3)
     after = dash.engine.start_lesson("pool-map", {})
     dash.engine.wait(after.id, timeout=20)
     assert after.state == "finished" and after.result == [1, 4, 9, 16, 25]
@@ -209,7 +204,7 @@ def test_pids_max_stops_a_fork_bomb_at_the_kernel(make_dash):
     dash = make_dash(max_processes=10_000, run_tasks=24)
     run = dash.engine.start_command(program("forkbomb.py", 4, 4))   # up to 340 otherwise
     cg = dash.engine.cgroup_of(run.id)
-    assert wait_for(lambda: cg.pids_max_hits() > 0, timeout=10), "the kernel refused no fork"
+    assert wait_until(lambda: cg.pids_max_hits() > 0, timeout=10), "the kernel refused no fork"
     time.sleep(0.5)
     assert len(cg.pids()) <= 24
     assert len(run.processes) <= 24
@@ -241,21 +236,41 @@ def test_cgroups_are_removed_after_each_run_and_at_close():
         run = dash.engine.start_lesson("pool-map", {})
         cg = dash.engine.cgroup_of(run.id)
         # The main joins its cgroup itself (sh wrapper) before it execs the program.
-        assert wait_for(lambda: run.main_pid in cg.pids(), timeout=5)
+        assert wait_until(lambda: run.main_pid in cg.pids(), timeout=5)
         dash.engine.wait(run.id, timeout=20)
-        assert wait_for(lambda: not any(os.path.exists(d) for d in cg.dirs), timeout=3)
+        assert wait_until(lambda: not any(os.path.exists(d) for d in cg.dirs), timeout=3)
         parents = [p for p in (cgroups.v2_parent, cgroups.pids_parent) if p]
     assert not any(os.path.exists(p) for p in parents)
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 # ------------------------------------------------------------------ the PDEATHSIG race
 
+def _child_subreaper(on: bool) -> bool:
+    """Make this process a child subreaper (or not); returns what it was before."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    was = ctypes.c_int()
+    assert libc.prctl(37, ctypes.byref(was), 0, 0, 0) == 0      # PR_GET_CHILD_SUBREAPER
+    assert libc.prctl(36, int(on), 0, 0, 0) == 0                 # PR_SET_CHILD_SUBREAPER
+    return bool(was.value)
+
+
+@pytest.fixture(params=[True, False], ids=["subreaper", "no-subreaper"])
+def subreaper(request):
+    """Both homes an orphan can get: this process as its subreaper (what a server is) or init.
+    Set here, not left to whichever Dashboard happened to run earlier in the session."""
+    before = _child_subreaper(request.param)
+    yield request.param
+    _child_subreaper(before)
+
+
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_path):
+def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_path, subreaper):
     """The main exits the instant start() returns: its children have not run a line yet, so
-    PR_SET_PDEATHSIG cannot be set in time; the probe's re-check after prctl must catch it.
-    No server here (it would clean up anyway): the probe alone must do it."""
+    PR_SET_PDEATHSIG cannot be set in time; the probe's re-check after prctl must catch it,
+    whether the orphans land on a subreaper (the probe must not take it for their parent) or
+    on init. No server here (it would clean up anyway): the probe alone must do it."""
     marker = uuid.uuid4().hex
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([BOOT_DIR, PROJECT_ROOT]),
                MPDASH_EVENTS="/nonexistent/mpdash.sock", MPDASH_SERVER_PID=str(os.getpid()),
@@ -270,18 +285,27 @@ def test_children_whose_parent_died_before_their_death_signal_leave(method, tmp_
     assert len(children) == 6, out
 
     def with_marker():
-        return [int(name) for name in filter(str.isdigit, os.listdir("/proc"))
-                if procfs.env_value(int(name), protocol.ENV_ENGINE) == marker and alive(int(name))]
+        return marked_processes(f"{protocol.ENV_ENGINE}={marker}")
 
-    left = wait_for(lambda: not with_marker(), timeout=5)
+    left = wait_until(lambda: not with_marker(), timeout=5)
     survivors = with_marker()
     for pid in survivors:   # a failed test must not leave 60 s sleepers behind
         os.kill(pid, signal.SIGKILL)
-    # They were re-parented to this process (a subreaper since the first Dashboard): reap.
-    time.sleep(0.05)
-    for pid in zombie_children(os.getpid(), group=racer.pid):
-        os.waitpid(pid, 0)
+    wait_until(lambda: not any(alive(pid) for pid in children), timeout=5)
+    codes = {}
+    if subreaper:   # they were re-parented to this process: reap them, and read their codes
+        for pid in zombie_children(os.getpid(), group=racer.pid):
+            _, status = os.waitpid(pid, 0)
+            codes[pid] = os.waitstatus_to_exitcode(status)
     assert left, f"children outlived their main: {survivors}"
+    if subreaper:
+        # docs/API.md: a process whose parent was gone before its PR_SET_PDEATHSIG was armed
+        # "exits with code 137 at start"; one that armed it in time gets the signal (-9). The
+        # spawn children cannot have armed it (the main exits as start() returns).
+        got = [codes.get(pid) for pid in children]
+        assert set(got) <= {137, -signal.SIGKILL}, codes
+        if method == "spawn":
+            assert set(got) == {137}, codes
 
 
 # ------------------------------------------------------------------ no leaks in the server
@@ -300,86 +324,21 @@ def test_fifty_runs_leak_no_fd_thread_or_zombie():
         zombies = set(zombie_children(os.getpid()))
         for i in range(50):
             one(i)
-        assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds, timeout=3), \
+        assert wait_until(lambda: len(os.listdir("/proc/self/fd")) <= fds, timeout=3), \
             (fds, sorted(os.listdir("/proc/self/fd")))
         assert threading.active_count() <= threads
         assert set(zombie_children(os.getpid())) - zombies == set()
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 # ------------------------------------------------------------------ the server process itself
-
-APP = os.path.join(PROJECT_ROOT, "app.py")
-
-
-def _accepts(host, port):
-    import socket
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-class Server:
-    """``python app.py`` as a child process on a free loopback port."""
-
-    def __init__(self, *args, env=None):
-        import tempfile
-        self.data = tempfile.TemporaryDirectory(prefix="mpdash-test-data-")
-        self.proc = subprocess.Popen([sys.executable, APP, "--port", "0", "--data",
-                                      self.data.name, *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env={**os.environ, **(env or {})})
-        line = self.proc.stdout.readline()   # the URL, printed with flush=True
-        assert "serving on http://" in line, line
-        self.first_line = line
-        self.url = line.split()[3].split("?")[0].rstrip("/")
-        self.pid = self.proc.pid
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-        host, port = self.url.split("//")[1].rsplit(":", 1)
-        assert wait_for(lambda: _accepts(host, int(port)), timeout=15), "server never listened"
-
-    def start(self, lesson, params):
-        import requests
-        r = requests.post(f"{self.url}/api/runs", json={"lesson": lesson, "params": params},
-                          timeout=10)
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
-
-    def live_count(self, run_id):
-        import requests
-        run = requests.get(f"{self.url}/api/runs/{run_id}", timeout=10).json()
-        return sum(p["ended_at"] is None for p in run["processes"])
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        for pid in run_processes(self.pid):   # never leave a failed test's processes around
-            os.kill(pid, signal.SIGKILL)
-        self.data.cleanup()
-
-
-@pytest.fixture
-def server_factory():
-    made = []
-
-    def make(*args, **kw):
-        made.append(Server(*args, **kw))
-        return made[-1]
-
-    yield make
-    for server in made:
-        server.close()
-
 
 def _busy_server(make, methods, env=None):
     server = make(env=env)
     runs = [server.start("pool-map", {"spin": 5.0, "items": 30, "workers": 3,
                                       "start_method": m}) for m in methods]
     for run_id in runs:
-        assert wait_for(lambda: server.live_count(run_id) >= 4, timeout=20)
+        assert wait_until(lambda: server.live_count(run_id) >= 4, timeout=20)
     assert len(run_processes(server.pid)) >= 4 * len(runs)
     return server
 
@@ -389,7 +348,7 @@ def test_server_interrupt_or_terminate_leaves_nothing(server_factory, sig):
     server = _busy_server(server_factory, ["fork", "spawn"])
     t0 = time.monotonic()
     os.kill(server.pid, sig)
-    assert wait_for(lambda: not run_processes(server.pid), timeout=2.0, step=0.005), \
+    assert wait_until(lambda: not run_processes(server.pid), timeout=2.0, step=0.005), \
         run_processes(server.pid)
     took = time.monotonic() - t0
     assert server.proc.wait(timeout=5) in (0, 128 + sig)
@@ -404,7 +363,7 @@ def test_server_sigkill_leaves_nothing_within_three_seconds(server_factory, cgro
     t0 = time.monotonic()
     os.kill(server.pid, signal.SIGKILL)
     server.proc.wait(timeout=5)
-    assert wait_for(lambda: not run_processes(server.pid), timeout=3.0, step=0.005), \
+    assert wait_until(lambda: not run_processes(server.pid), timeout=3.0, step=0.005), \
         run_processes(server.pid)
     took = time.monotonic() - t0
     print(f"server SIGKILL ({cgroups}): {before} processes gone in {took * 1000:.0f} ms")
@@ -419,3 +378,61 @@ def test_pool_terminated_at_birth_does_not_hang_the_run(dashboard):
         cwd=PROJECT_ROOT)
     dashboard.engine.wait(run.id, timeout=30)
     assert run.state == "finished" and run.result == 20, (run.state, run.error)
+
+
+def test_app_py_on_a_busy_port_exits_2_and_names_it(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, APP, "--port", str(port), "--data", str(tmp_path)],
+                              cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, (done.returncode, done.stderr[-1000:])
+    assert f"port {port}" in done.stderr and "--port" in done.stderr, done.stderr[-1000:]
+    assert "serving on" not in done.stdout
+
+
+def _mpdash_cgroups(mounts, server_pid):
+    return [os.path.join(m, n) for m in mounts for n in os.listdir(m)
+            if n.startswith(f"mpdash-{server_pid}-")]
+
+
+def test_the_watchdog_removes_a_killed_servers_cgroups(server_factory):
+    probe = Dashboard(cgroups=True)
+    mounts = [os.path.dirname(p) for p in (probe.engine.cgroups.v2_parent,
+                                           probe.engine.cgroups.pids_parent) if p]
+    probe.close()
+    if not mounts:
+        pytest.skip(f"no writable cgroups here: {probe.engine.cgroups.reason}")
+    server = _busy_server(server_factory, ["fork"])
+    assert _mpdash_cgroups(mounts, server.pid), "the server made no cgroup"
+    os.kill(server.pid, signal.SIGKILL)
+    server.proc.wait(timeout=5)
+    assert wait_until(lambda: not _mpdash_cgroups(mounts, server.pid), timeout=3.0), \
+        _mpdash_cgroups(mounts, server.pid)
+
+
+def test_the_next_server_sweeps_cgroups_a_dead_server_left():
+    """What the watchdog could not remove (it was killed too) goes at the next start."""
+    from mpdash.cgroups import Cgroups
+    first = Cgroups(enabled=True)
+    parents = [p for p in (first.v2_parent, first.pids_parent) if p]
+    first.close()
+    if not parents:
+        pytest.skip(f"no writable cgroups here: {first.reason}")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()                                # a pid nobody has now
+    stale = [os.path.join(os.path.dirname(p), f"mpdash-{gone.pid}-0") for p in parents]
+    for path in stale:
+        os.mkdir(path)
+        os.mkdir(os.path.join(path, "rstale"))   # with a run's cgroup inside, as left
+    second = Cgroups(enabled=True)
+    try:
+        assert [p for p in stale if os.path.exists(p)] == []
+    finally:
+        second.close()
+        for path in stale:                      # a failed sweep must not leave them around
+            for sub in (os.path.join(path, "rstale"), path):
+                if os.path.isdir(sub):
+                    os.rmdir(sub)

@@ -4,11 +4,11 @@ import time
 
 import pytest
 
-from mpdash import procfs
 from mpdash.dashboard import Dashboard
 from mpdash.runs import LimitError
 from mpdash.state import Limits
-from tests.leaks import assert_none_left, run_processes
+from tests.conftest import wait_until
+from tests.leaks import alive, assert_none_left, run_processes
 
 
 def run_to_end(dashboard, lesson, params=None, timeout=60):
@@ -19,11 +19,8 @@ def run_to_end(dashboard, lesson, params=None, timeout=60):
 
 def wait_live(run, count, timeout=10):
     """The run's live pids once ``count`` of them are up (asserts they came in time)."""
-    deadline = time.monotonic() + timeout
-    while len(run.live_pids()) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    pids = run.live_pids()
-    assert len(pids) == count, pids
+    pids = wait_until(lambda: len(run.live_pids()) == count and run.live_pids(), timeout=timeout)
+    assert pids and len(pids) == count, run.live_pids()
     return pids
 
 
@@ -83,9 +80,9 @@ def test_stop_ends_every_process_within_two_seconds(dashboard):
     took = time.monotonic() - t0
     assert run.state == "stopped" and "stopped" in run.error
     assert took < 2.0
-    assert all(getattr(procfs.read_stat(pid), "state", "Z") == "Z" for pid in pids)   # gone or a zombie
+    assert [pid for pid in pids if alive(pid)] == []   # gone or a zombie, read race-free
     assert all(p["end"] == "killed" for p in run.processes.values())
-    assert run_processes(os.getpid()) == []
+    assert run_processes(dashboard) == []
 
 
 def test_stop_of_an_ended_run_returns_it(dashboard):
@@ -98,7 +95,36 @@ def test_time_limit_stops_the_run():
         run = dash.engine.start_lesson("process-target", {"delay": 1.0, "count": 10})
         dash.engine.wait(run.id, timeout=10)
         assert run.state == "stopped" and run.error.startswith("time limit")
-    assert_none_left(os.getpid())
+        # A limit stop is a kill like Stop (docs/API.md `end`), never a crash.
+        assert all(p["end"] == "killed" for p in run.processes.values()), run.processes
+    assert_none_left(dash)
+
+
+_STUBBORN = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)      # only SIGKILL ends these
+for _ in range(int(sys.argv[1])):
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(0.05)
+time.sleep(60)
+"""
+
+
+def test_the_process_limit_kills_at_once_without_the_grace():
+    """A run past the process limit may be a fork bomb: SIGKILL at once, not SIGTERM and a
+    grace (here 20 s, and every process ignores SIGTERM: only the kill can end them)."""
+    import sys
+    with Dashboard(Limits(max_processes=4, stop_grace=20.0)) as dash:
+        run = dash.engine.start_command([sys.executable, "-c", _STUBBORN, "10"])
+        dash.engine.wait(run.id, timeout=15)
+        assert run.state == "stopped" and run.error.startswith("process limit"), run.error
+        assert run.ended_at - run.started_at < 10, run.ended_at - run.started_at
+        assert all((p["end"], p["exitcode"]) in (("killed", -9), ("killed", None))
+                   for p in run.processes.values()), run.processes
+        assert run.processes[run.main_pid]["exitcode"] == -9
+    assert_none_left(dash)
 
 
 def test_concurrent_run_limit_refuses_and_starts_nothing():
@@ -108,7 +134,7 @@ def test_concurrent_run_limit_refuses_and_starts_nothing():
             dash.engine.start_lesson("process-target", {})
         assert len(dash.hub.runs) == 1
         dash.engine.stop(first.id)
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 def test_process_limit_stops_a_run_that_grows_past_it():
@@ -116,7 +142,8 @@ def test_process_limit_stops_a_run_that_grows_past_it():
         run = dash.engine.start_lesson("pool-map", {"workers": 6, "spin": 1.0, "items": 12})
         dash.engine.wait(run.id, timeout=10)
         assert run.state == "stopped" and run.error.startswith("process limit")
-    assert_none_left(os.getpid())
+        assert all(p["end"] == "killed" for p in run.processes.values()), run.processes
+    assert_none_left(dash)
 
 
 def test_failing_main_is_failed_with_its_traceback(dashboard, tmp_path):
@@ -170,8 +197,12 @@ def test_daemon_ended_by_its_mains_exit_is_terminated_not_crashed(dashboard, tmp
 
 
 def _catches_sigterm(pid):
-    with open(f"/proc/{pid}/status") as f:
-        caught = next(int(l.split()[1], 16) for l in f if l.startswith("SigCgt"))
+    # Read, never check-then-open: a pid of the list may end in between (then it catches nothing).
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            caught = next(int(l.split()[1], 16) for l in f if l.startswith("SigCgt"))
+    except (FileNotFoundError, ProcessLookupError):
+        return False
     return bool(caught & (1 << (15 - 1)))
 
 
@@ -205,3 +236,19 @@ def test_a_runs_own_event_fields_cannot_override_seq_or_run(dashboard, tmp_path)
     assert event["run"] == run.id and event["seq"] > 1
     seqs = [e["seq"] for e in run.events]
     assert seqs == sorted(set(seqs))
+
+
+def test_an_analysis_that_raises_is_the_runs_error_not_silence(dashboard, monkeypatch):
+    """Findings computed after the run must never vanish silently: a lesson's analyze() that
+    raises is named in the run's error (and the contract test of every lesson fails on it)."""
+    import dataclasses
+    from mpdash import lessons
+
+    def broken(run):
+        raise ZeroDivisionError("no samples")
+
+    lesson = lessons.get("daemon")
+    monkeypatch.setitem(lessons.catalog(), "daemon", dataclasses.replace(lesson, analyze=broken))
+    run = run_to_end(dashboard, "daemon", {"main_seconds": 0.1, "step_seconds": 0.05, "steps": 2})
+    assert run.state == "finished"
+    assert run.error == "the analysis of this run failed: ZeroDivisionError: no samples"

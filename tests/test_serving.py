@@ -162,3 +162,18 @@ def test_watch_off_the_open_hosts_wants_a_token_and_sigterm_ends_it(tmp_path):
         assert proc.wait(timeout=15) == 128 + signal.SIGTERM
     finally:
         _stop(proc)
+
+
+def test_started_under_nohup_a_hangup_does_not_end_the_server(tmp_path):
+    """nohup sets SIGHUP to ignored on purpose (the terminal may close); SIGTERM still ends it."""
+    proc = _start(["nohup"] + ENTRIES["serve"]("--port", "0", "--data", str(tmp_path)), tmp_path)
+    out = _Lines(proc.stdout)
+    try:
+        line = out.wait("mpdash serving on http://")
+        proc.send_signal(signal.SIGHUP)
+        assert _get(line.split()[3] + "api/system") == 200   # answered after the hangup
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 128 + signal.SIGTERM
+    finally:
+        _stop(proc)

@@ -9,7 +9,7 @@ import requests
 import socketio
 
 from tests.leaks import run_processes, zombie_children
-from tests.test_reliability import server_factory, wait_for  # noqa: F401 (fixture)
+from tests.conftest import wait_until
 
 RUNS = int(os.environ.get("MPDASH_SOAK_RUNS", "300"))
 
@@ -44,7 +44,7 @@ def test_three_hundred_runs_with_three_viewers(server_factory):
                           timeout=10)
         assert r.status_code == 201, r.text
         run_id = r.json()["id"]
-        if not wait_for(lambda: requests.get(f"{server.url}/api/runs/{run_id}?since=999999999",
+        if not wait_until(lambda: requests.get(f"{server.url}/api/runs/{run_id}?since=999999999",
                                              timeout=10).json()["state"] != "running",
                         timeout=30, step=0.05):
             run = requests.get(f"{server.url}/api/runs/{run_id}", timeout=10).json()
@@ -63,7 +63,7 @@ def test_three_hundred_runs_with_three_viewers(server_factory):
     for i in range(RUNS):
         one(i)
     took = time.monotonic() - t0
-    assert wait_for(lambda: not run_processes(server.pid), timeout=5)
+    assert wait_until(lambda: not run_processes(server.pid), timeout=5)
     time.sleep(1.5)
     after = server_figures(server.pid)
     frames = [c.frames for c in viewers]

@@ -1,9 +1,10 @@
 """Socket.IO with a real client over a real WebSocket against a served app."""
-import time
 
 import pytest
 import requests
 import socketio
+
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -18,15 +19,6 @@ def sio(live_server):
     client.disconnect()
 
 
-def wait_until(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_transport_is_websocket_and_hello_comes_first(sio):
     assert sio.transport() == "websocket"
     assert wait_until(lambda: sio.received)
@@ -35,7 +27,7 @@ def test_transport_is_websocket_and_hello_comes_first(sio):
     assert {"seq", "system", "lessons", "runs"} <= set(hello) and "pool-map" in hello["lessons"]
 
 
-def test_start_streams_the_whole_run(sio):
+def test_start_streams_the_whole_run(sio, live_server):
     ack = sio.call("start", {"lesson": "pool-map", "params": {"spin": 0.2}}, timeout=10)
     assert ack["state"] == "running"
     run_id = ack["id"]
@@ -50,18 +42,30 @@ def test_start_streams_the_whole_run(sio):
     assert len(starts) == 4 and set(exits) == starts
     assert all(e["exitcode"] is not None for e in exits.values())
     frames = [d for n, d in msgs if n == "metrics"]
-    assert frames and all(len(f["pid"]) == len(f["cpu"]) == len(f["rss"]) == len(f["status"])
-                          for f in frames)
+    cores = requests.get(f"{live_server}/api/system", timeout=10).json()["cores"]
+    assert frames
+    for f in frames:   # docs/API.md "Frame": columns aligned by index
+        assert len(f["pid"]) == len(f["cpu"]) == len(f["rss"]) == len(f["status"]) \
+            == len(f["core"]) == len(f["threads"]), f
+        assert len(f["cores"]) == cores and all(0 <= c <= 100 for c in f["cores"]), f
+        assert all(round(c, 1) == c and c >= 0 for c in f["cpu"]), f["cpu"]    # one decimal
+        assert all(0 <= c < cores for c in f["core"]) and all(t >= 1 for t in f["threads"]), f
+        assert all(isinstance(r, int) and r >= 0 for r in f["rss"]), f["rss"]
+    assert all(a["t"] < b["t"] and a["seq"] < b["seq"] for a, b in zip(frames, frames[1:]))
     assert any(set(f["pid"]) & starts for f in frames)
     assert any(n == "output" and d["text"] == "[1, 4, 9, 16, 25]" for n, d in msgs)
 
 
 @pytest.mark.parametrize("payload", [None, 3, "pool-map", {"lesson": "nope"},
                                      {"lesson": "pool-map", "params": {"workers": -1}},
-                                     {"lesson": "pool-map", "params": "x"}])
+                                     {"lesson": "pool-map", "params": "x"},
+                                     {"lesson": "pool-map", "python": "nope"},
+                                     {"lesson": "pool-map", "python": "/usr/bin/python3"}])
 def test_bad_start_gets_an_error_ack(sio, payload, dashboard):
     ack = sio.call("start", payload, timeout=5)
-    assert "error" in ack
+    # A Run carries "error" too (null while it runs): an error ack is no Run and a message.
+    assert "id" not in ack and isinstance(ack["error"], str) and ack["error"], ack
+    assert "status" not in ack    # 429 and 403 only for limits and viewers
     assert dashboard.hub.runs == {}
 
 
@@ -71,4 +75,33 @@ def test_stop_over_the_socket(sio, live_server):
     final = sio.call("stop", {"run": ack["id"]}, timeout=10)
     assert final["state"] == "stopped"
     assert requests.get(f"{live_server}/api/runs/{ack['id']}").json()["state"] == "stopped"
-    assert "error" in sio.call("stop", {"run": "nope"}, timeout=5)
+    unknown = sio.call("stop", {"run": "nope"}, timeout=5)
+    assert "id" not in unknown and unknown["error"] == "unknown run", unknown
+
+
+def test_a_start_over_a_limit_is_acked_with_status_429(live_server, dashboard):
+    dashboard.hub.limits.max_runs = 1
+    client = socketio.Client(reconnection=False)
+    client.connect(live_server, transports=["websocket"], wait_timeout=10)
+    try:
+        first = client.call("start", {"lesson": "process-target", "params": {"delay": 1.0}},
+                            timeout=10)
+        assert first["state"] == "running"
+        refused = client.call("start", {"lesson": "process-target"}, timeout=10)
+        assert "id" not in refused and refused["status"] == 429, refused
+        assert "at most 1 run" in refused["error"]
+        assert list(dashboard.hub.runs) == [first["id"]]
+        assert client.call("stop", {"run": first["id"]}, timeout=10)["state"] == "stopped"
+    finally:
+        client.disconnect()
+
+
+def test_start_on_another_interpreter_by_its_id(sio, dashboard):
+    """issue 12: ``start`` takes ``python``, an id of hello.system.pythons (never a path)."""
+    assert wait_until(lambda: sio.received)
+    listed = sio.received[0][1]["system"]["pythons"]
+    chosen = listed[-1]
+    ack = sio.call("start", {"lesson": "process-target", "python": chosen["id"]}, timeout=10)
+    assert ack.get("id") and ack["error"] is None, ack
+    run = dashboard.engine.wait(ack["id"], timeout=60)
+    assert run.state == "finished" and run.python["version"] == chosen["version"]

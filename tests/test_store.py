@@ -11,14 +11,12 @@ import sys
 import time
 import urllib.request
 
-import pytest
-
 from mpdash.dashboard import Dashboard
 from mpdash.runs import PROJECT_ROOT
 from mpdash.state import Hub, Run
 from mpdash.store import CRASHED_ERROR, DB_NAME, Store
 from tests.leaks import assert_none_left, run_processes
-from tests.test_export import check_csv, check_trace
+from tests.conftest import check_csv, check_trace, wait_until
 
 
 def _without_duration(run: dict) -> dict:
@@ -39,7 +37,7 @@ def test_a_run_survives_a_restart_with_its_exports(tmp_path):
         csv_before = client.get(f"/api/runs/{run.id}/metrics.csv").get_data(as_text=True)
         trace_before = client.get(f"/api/runs/{run.id}/trace.json").get_json()
         last_seq = dash.hub.seq
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
     assert before["state"] == "finished" and before["metrics"] and before["output"]
 
     with Dashboard(data_dir=str(tmp_path)) as dash:
@@ -62,7 +60,7 @@ def test_a_run_survives_a_restart_with_its_exports(tmp_path):
         dash.engine.wait(second.id, timeout=30)
         assert second.seq > last_seq
         assert client.delete(f"/api/runs/{run.id}").status_code == 204
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
     with Dashboard(data_dir=str(tmp_path)) as dash:
         assert set(dash.hub.runs) == {second.id}
@@ -145,13 +143,9 @@ def test_the_file_keeps_what_memory_keeps_of_a_long_run(tmp_path):
 
 
 def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    value = wait_until(predicate, timeout=timeout, step=0.05)
+    assert value, f"timed out waiting for {what}"
+    return value
 
 
 def _stored_live_run(path):
@@ -195,7 +189,13 @@ def test_a_run_live_when_the_server_was_killed_comes_back_failed(tmp_path):
         assert "server stopped while this run was live" in run["error"]
         assert [l["text"] for l in run["output"]] == ["working"]
         assert run["metrics"] and all(p["ended_at"] is not None for p in run["processes"])
-        assert run["ended_at"] >= run["started_at"]
+        # docs/API.md: `ended_at` is its last record; processes still open end then, killed.
+        last = max([run["started_at"]] + [l["t"] for l in run["output"]]
+                   + [f["t"] for f in run["metrics"]] + [e["t"] for e in run["events"]]
+                   + [p["started_at"] for p in run["processes"]])
+        open_ones = [p for p in run["processes"] if p["end"] == "killed"]
+        assert run["ended_at"] >= last and run["ended_at"] - last < 1e-6, (run["ended_at"], last)
+        assert open_ones and all(p["ended_at"] == run["ended_at"] for p in open_ones)
         check_trace(client.get(f"/api/runs/{run_id}/trace.json").get_json(), run)
     # Written back: the next start reads it as failed without judging again.
     db = sqlite3.connect(tmp_path / DB_NAME)
@@ -206,17 +206,19 @@ def test_a_run_live_when_the_server_was_killed_comes_back_failed(tmp_path):
 
 def test_app_py_keeps_history_in_its_data_dir(tmp_path):
     import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(tmp_path)],
+    # --port 0: the server binds a free port and prints it (a port found free here and closed
+    # again could be taken by another process before the server binds it).
+    server = subprocess.Popen([sys.executable, "app.py", "--port", "0", "--data", str(tmp_path)],
                               cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}/api"
     try:
-        assert b"serving on" in server.stdout.readline()
+        line = server.stdout.readline().decode()
+        assert "serving on http://" in line, line
+        url = line.split()[3].split("?")[0].rstrip("/")
+        base = f"{url}/api"
+        port = int(url.rsplit(":", 1)[1])
 
-        def listening():   # the line is printed just before the bind
+        def listening():
             with socket.socket() as conn:
                 return conn.connect_ex(("127.0.0.1", port)) == 0
         _wait_for(listening, 20, "the server to listen")
@@ -296,7 +298,8 @@ def test_processes_opening_one_folder_at_once_all_keep_their_runs(tmp_path):
         [(f"r{i}", "finished", [f"hello from r{i}"]) for i in range(8)]
 
 
-def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path):
+def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path, caplog):
+    caplog.set_level("WARNING", logger="mpdash")
     hub = Hub()
     store = Store(str(tmp_path))
     store.attach(hub)
@@ -311,6 +314,10 @@ def test_a_write_that_finds_the_file_locked_is_made_later(tmp_path):
             hub.add_output(run, 1, "out", f"line {i}", time.time())
         store.flush()
         failed_batches = store.batches
+        # The write really met the lock: nothing of it is in the file, and the store said so.
+        assert other.execute("SELECT count(*) FROM lines WHERE run = 'rlocked'").fetchone() == (0,)
+        assert any("locked by another process; retrying" in r.getMessage() for r in caplog.records), \
+            [r.getMessage() for r in caplog.records]
         other.execute("ROLLBACK")
         hub.set_state(run, "finished")
         assert store.flush()
@@ -350,3 +357,85 @@ def test_closing_while_another_process_holds_the_file_does_not_crash(tmp_path):
     seconds, alive = proc.stdout.decode().split()
     assert float(seconds) <= 7 and alive == "False"
     assert b"locked by another process; retrying" in proc.stderr
+
+
+def test_the_real_bounds_of_a_run_in_memory_and_in_the_file(tmp_path):
+    """docs/API.md: at most 20 000 lines, 20 000 events, 36 000 frames per run; the oldest
+    leave memory and the file, and output_dropped counts the lines that left."""
+    from mpdash.state import MAX_EVENTS, MAX_FRAMES, MAX_OUTPUT_LINES
+    assert (MAX_OUTPUT_LINES, MAX_EVENTS, MAX_FRAMES) == (20_000, 20_000, 36_000)
+    hub = Hub()
+    store = Store(str(tmp_path))
+    store.attach(hub)
+    try:
+        run = Run(id="rbounds", lesson="watch", title="t", params={})
+        hub.add_run(run)
+        hub.set_state(run, "running")
+        extra = 7
+        t = time.time()
+        # Flushed as it goes, so the oldest rows are in the file before memory drops them.
+        for i in range(MAX_OUTPUT_LINES + extra):
+            hub.add_output(run, 1, "out", f"line {i}", t)
+            if i in (0, MAX_OUTPUT_LINES - 1):
+                assert store.flush(timeout=60)
+        for i in range(MAX_EVENTS + extra):
+            hub.add_event(run, {"t": t, "pid": 1, "kind": "custom", "detail": str(i)})
+            if i in (0, MAX_EVENTS - 1):
+                assert store.flush(timeout=60)
+        for i in range(MAX_FRAMES + extra):
+            hub.add_frame({"t": t + i * 1e-4, "cores": [1.0], "pid": [1], "cpu": [float(i % 100)],
+                           "rss": [i], "core": [0], "status": "R", "threads": [1]},
+                          {run.id: [0]}, push=False)
+            if i in (0, MAX_FRAMES - 1):
+                assert store.flush(timeout=60)
+        hub.set_state(run, "finished")
+        data = run.to_json()
+        assert len(data["output"]) == MAX_OUTPUT_LINES and data["output_dropped"] == extra
+        assert data["output"][0]["text"] == f"line {extra}"          # the oldest left
+        assert len(data["events"]) == MAX_EVENTS and data["events"][0]["detail"] == str(extra)
+        assert len(data["metrics"]) == MAX_FRAMES and data["metrics"][0]["rss"] == [extra]
+        assert store.flush(timeout=60)
+    finally:
+        store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    counts = {table: db.execute(f"SELECT count(*) FROM {table} WHERE run = 'rbounds'").fetchone()[0]
+              for table in ("lines", "events", "frames")}
+    db.close()
+    assert counts == {"lines": MAX_OUTPUT_LINES, "events": MAX_EVENTS, "frames": MAX_FRAMES}
+    (stored,), _ = Store(str(tmp_path)).load()
+    assert stored.output_dropped == extra and stored.output[0]["text"] == f"line {extra}"
+
+
+def test_a_killed_server_loses_at_most_a_quarter_second_of_a_live_run(tmp_path):
+    """docs/API.md: batches every 0.25 s, so a server killed outright loses at most that."""
+    script = ("import time\n"
+              "for i in range(100000):\n"
+              "    print(i, flush=True)\n"
+              "    time.sleep(0.01)\n")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mpdash", "watch", "--port", "0", "--data", str(tmp_path),
+         "--", sys.executable, "-c", script],
+        cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL)
+    try:
+        # The program's echo reaches us as it prints: read until it has run for a while.
+        seen = None
+        deadline = time.monotonic() + 30
+        while seen is None or seen < 150:
+            assert time.monotonic() < deadline, "the program printed too little"
+            seen = int(server.stdout.readline())
+        server.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        server.wait(timeout=10)
+        _wait_for(lambda: not run_processes(server.pid), 5, "the run's processes to die")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+    (run,), _ = Store(str(tmp_path)).load()
+    assert run.state == "failed" and run.error == CRASHED_ERROR
+    kept = [int(l["text"]) for l in run.output]
+    assert kept == list(range(len(kept))) and kept[-1] >= seen - 60   # nothing missing
+    # What the file lacks is at most the last batch period (plus the echo's own delay).
+    assert killed_at - run.output[-1]["t"] <= 0.25 + 0.25, killed_at - run.output[-1]["t"]

@@ -23,7 +23,7 @@ import requests
 from mpdash.dashboard import Dashboard
 from mpdash.store import Store
 from tests.leaks import assert_none_left
-from tests.test_reliability import APP, wait_for
+from tests.conftest import APP, wait_until
 
 ROOT = os.geteuid() == 0
 LINES = 1000            # per process: a process-target run of 2 processes prints 2000 lines
@@ -87,7 +87,7 @@ class Serving:
         return run_id
 
     def wait_history(self, ok: bool, timeout: float = 15.0) -> dict:
-        assert wait_for(lambda: self.history()["ok"] is ok, timeout=timeout), self.history()
+        assert wait_until(lambda: self.history()["ok"] is ok, timeout=timeout), self.history()
         return self.history()
 
     def log_lines(self) -> list[str]:
@@ -104,7 +104,7 @@ class Serving:
 
     def close(self) -> None:
         self.dash.close()
-        assert_none_left(os.getpid())
+        assert_none_left(self.dash)
 
 
 def stored(folder: str) -> dict[str, int]:
@@ -170,15 +170,15 @@ def test_stopped_while_the_disk_is_full_says_how_many_runs_are_lost(small_tmpfs)
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().split()[3].rstrip("/")
-        assert wait_for(lambda: _answers(url), timeout=15)
+        assert wait_until(lambda: _answers(url), timeout=15)
         total = 8
         for _ in range(total):
             r = requests.post(f"{url}/api/runs", json={"lesson": "process-target",
                                                        "params": {"count": LINES}}, timeout=10)
             run_id = r.json()["id"]
-            assert wait_for(lambda: requests.get(f"{url}/api/runs/{run_id}", timeout=10)
+            assert wait_until(lambda: requests.get(f"{url}/api/runs/{run_id}", timeout=10)
                             .json()["state"] == "finished", timeout=60)
-        assert wait_for(lambda: requests.get(f"{url}/api/system", timeout=10)
+        assert wait_until(lambda: requests.get(f"{url}/api/system", timeout=10)
                         .json()["history"]["ok"] is False, timeout=15)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -273,11 +273,11 @@ def test_pending_runs_are_bounded_oldest_given_up_first(tmp_path, caplog):
             dash.engine.wait(run.id, timeout=60)
             ids.append(run.id)
         dash.store.flush()
-        assert wait_for(lambda: dash.history()["dropped_runs"] == 2, timeout=10), dash.history()
+        assert wait_until(lambda: dash.history()["dropped_runs"] == 2, timeout=10), dash.history()
         assert dash.history()["pending_runs"] == 2 and dash.history()["ok"] is False
         assert set(dash.hub.runs) == set(ids)          # still all shown live, in memory
         os.mkdir(folder)
-        assert wait_for(lambda: dash.history()["ok"], timeout=10)
+        assert wait_until(lambda: dash.history()["ok"], timeout=10)
     finally:
         dash.close()
     assert set(stored(folder)) == set(ids[2:])          # the two newest were kept

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from mpdash.inrun import budget, channel, trace_pools
-from tests.test_lessons import run_lesson
+from tests.conftest import run_lesson, wait_until
 
 
 def events(data, *kinds):
@@ -133,30 +133,60 @@ def test_a_busy_pool_ended_by_with_counts_every_task(dashboard, tmp_path):
             assert len(events(data, kind)) + sum(t.get(counter, 0) for t in traffic) == 3000
 
 
-def test_an_interrupted_wait_for_a_task_leaves_the_pool_lock_free(monkeypatch):
-    """Ctrl-C reaches every worker: like CPython's SimpleQueue.get, the tap must not die
-    holding the task queue's lock (the other workers and terminate() would wait forever)."""
+def _interrupted_wait_leaves_the_lock_free() -> int:
+    """In a forked child: Ctrl-C (a 3 ms timer's KeyboardInterrupt) while the tap waits for a
+    task; 0 if the interrupt came out of get() and the lock is free, else what went wrong."""
     import multiprocessing
     import os
     import signal
     import time
     queue = multiprocessing.get_context("fork").SimpleQueue()
     tap = trace_pools.TaskTap(queue, "Pool-1", lambda task, chan, poll: task, send_when_idle=True)
-    monkeypatch.setattr(budget.state, "pid", os.getpid())
-    monkeypatch.setattr(budget.state, "traffic", {"Pool-1": {"bytes": 0, "tasks_ended": 5}})
-    monkeypatch.setattr(budget.state, "traffic_since", time.monotonic())   # sent a moment ago
-    monkeypatch.setattr(channel, "send", lambda kind, **fields: None)
-    previous = signal.signal(signal.SIGALRM, signal.default_int_handler)
+    # A forked child of its own: set, never restored (the child ends here).
+    budget.state.pid = os.getpid()
+    budget.state.traffic = {"Pool-1": {"bytes": 0, "tasks_ended": 5}}
+    budget.state.traffic_since = time.monotonic()   # sent a moment ago
+    channel.send = lambda kind, **fields: None
+    signal.signal(signal.SIGALRM, signal.default_int_handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.003)   # while it waits for a task
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.003)   # while it waits for a task
-        with pytest.raises(KeyboardInterrupt):
-            tap.get()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    assert queue._rlock.acquire(False), "the queue's lock was left held"
-    queue._rlock.release()
-    queue.close()
+        tap.get()
+        return 2                                  # get() returned: no task was there
+    except KeyboardInterrupt:
+        pass
+    if not queue._rlock.acquire(False):
+        return 3                                  # the queue's lock was left held
+    return 0
+
+
+def test_an_interrupted_wait_for_a_task_leaves_the_pool_lock_free():
+    """Ctrl-C reaches every worker: like CPython's SimpleQueue.get, the tap must not die
+    holding the task queue's lock (the other workers and terminate() would wait forever).
+    The interrupt is raised in a forked child: a KeyboardInterrupt that lands anywhere else
+    than expected can only end that child, never the pytest session."""
+    import os
+    child = os.fork()
+    if child == 0:   # pragma: no cover (the child's exit status is the result)
+        code = 1
+        try:
+            code = _interrupted_wait_leaves_the_lock_free()
+        finally:
+            os._exit(code)
+    reaped = []
+
+    def ended():
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            reaped.append(status)
+        return reaped
+
+    wait_until(ended, timeout=20)
+    if not reaped:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        pytest.fail("the interrupted get() never returned (the lock wait hung)")
+    code = os.waitstatus_to_exitcode(reaped[0])
+    assert code == 0, {1: "raised", 2: "get() returned", 3: "the lock was left held"}.get(code, code)
 
 
 def test_executor_tasks_and_user_script(dashboard, tmp_path):
@@ -247,25 +277,31 @@ def test_program_semantics_and_names_survive_tracing(dashboard, tmp_path):
 
 def test_a_signal_handler_that_puts_does_not_deadlock(dashboard, tmp_path):
     # The handler runs in the thread it interrupts, possibly while tracing or the probe holds
-    # a lock there; a plain Lock then waits forever (and a repeating timer recurses to death).
+    # a lock there; a plain Lock then waits forever. The timer is re-armed at the end of each
+    # handler, not repeating: a repeating 3 ms timer on a loaded machine interrupts a handler
+    # inside CPython's own Queue.put (its non-reentrant _notempty lock) and dies of
+    # RecursionError without mpdash too (3 runs in 8 of plain python under load).
     script = tmp_path / "alarm.py"
     script.write_text(textwrap.dedent("""
         import multiprocessing as mp, signal, time
-        ticks = 0
+        ticks, running = 0, True
 
         def on_alarm(*_):
             global ticks
             q.put("tick")
             ticks += 1
+            if running:
+                signal.setitimer(signal.ITIMER_REAL, 0.003)
 
         if __name__ == "__main__":
             q, arr = mp.Queue(), mp.Array("i", 8)
             signal.signal(signal.SIGALRM, on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, 0.003, 0.003)
+            signal.setitimer(signal.ITIMER_REAL, 0.003)
             end, i = time.time() + 2, 0
             while time.time() < end:
                 arr[i % 8] = i
                 i += 1
+            running = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             got = sum(1 for _ in range(ticks) if q.get(timeout=10))
             print("ticks received", got == ticks)

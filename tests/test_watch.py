@@ -21,8 +21,8 @@ from mpdash.dashboard import Dashboard
 from mpdash.runs import PROJECT_ROOT
 from mpdash.state import Limits
 from mpdash.store import Store
-from tests.leaks import assert_none_left
-from tests.test_export import check_csv, check_trace
+from tests.leaks import assert_none_left, run_processes
+from tests.conftest import check_csv, check_trace
 
 SCRIPTS = os.path.join(PROJECT_ROOT, "tests", "scripts")
 EXAMPLES = ("process_target", "process_subclass", "queue_square", "pipe_send", "shared_memory",
@@ -45,21 +45,43 @@ def _finish(proc: subprocess.Popen, stdin: bytes | None = None, timeout: float =
     return proc.returncode, out.decode(), err.decode()
 
 
+class Watched:
+    """Every example watched once, in parallel (``watch --exit --json`` subprocesses started
+    together, once per module: the slow part). Never raises while collecting: what went wrong
+    with one example is kept with it and fails only the tests that ask for that example."""
+
+    def __init__(self, data):
+        self.data = data
+        self._results: dict[str, tuple] = {}
+        self._problems: dict[str, str] = {}
+
+    def collect(self, procs: dict) -> None:
+        for name, proc in procs.items():
+            try:
+                code, out, err = _finish(proc)
+                self._results[name] = (code, json.loads(out) if out.strip() else None, err)
+            except Exception as exc:   # kept for that example's tests
+                self._problems[name] = f"{type(exc).__name__}: {exc}"
+
+    def __getitem__(self, name):
+        if name in self._problems:
+            pytest.fail(f"watching {name}.py went wrong: {self._problems[name]}")
+        code, run, err = self._results[name]
+        assert run is not None, f"no run object from watching {name}.py (exit {code}): {err[-2000:]}"
+        return code, run, err
+
+
 @pytest.fixture(scope="module")
 def watched(tmp_path_factory):
-    """Every example watched once, in parallel: name -> (exit status, run, stderr)."""
     data = tmp_path_factory.mktemp("watch-data")
     procs = {name: subprocess.Popen(_watch_cmd(data, sys.executable,
                                                os.path.join(SCRIPTS, f"{name}.py")),
                                     cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for name in EXAMPLES}
-    results = {}
-    for name, proc in procs.items():
-        code, out, err = _finish(proc)
-        results[name] = (code, json.loads(out) if out.strip() else None, err)
-    results["_data"] = data
-    return results
+    result = Watched(data)
+    result.collect(procs)
+    return result
 
 
 def _by_role(run):
@@ -139,7 +161,7 @@ def test_the_daemon_dies_with_its_main_the_other_child_completes(watched):
 
 
 def test_watched_runs_are_in_the_history(watched):
-    runs, _ = Store(str(watched["_data"])).load()
+    runs, _ = Store(str(watched.data)).load()
     assert sorted(r.command[-1].rsplit("/", 1)[-1] for r in runs) == sorted(f"{n}.py" for n in EXAMPLES)
     assert all(r.kind == "watch" and r.state == "finished" and r.frames for r in runs)
 
@@ -263,7 +285,9 @@ def test_timeout_stops_the_program(tmp_path):
     run = json.loads(out)
     assert run["state"] == "stopped" and run["error"].startswith("time limit")
     assert run["time_limit"] == 0.5 and run["duration"] < 10
-    assert code in (128 + signal.SIGTERM, 128 + signal.SIGKILL)
+    main = next(p for p in run["processes"] if p["role"] == "main")
+    # The exit status is the main's, as a shell reports it: signal N -> 128 + N, exactly.
+    assert main["exitcode"] < 0 and code == 128 - main["exitcode"], (code, main)
     assert "the run was stopped: time limit" in err
 
 
@@ -294,7 +318,8 @@ def test_process_limit_in_process(tmp_path):
         dash.engine.wait(run.id, timeout=30)
         assert run.state == "stopped" and "process limit: more than 8" in run.error
         assert len(run.processes) < 50
-    assert_none_left(os.getpid())
+        assert all(p["end"] == "killed" for p in run.processes.values()), run.processes
+    assert_none_left(dash)
 
 
 def _read_until(stream, needle: str, timeout: float = 20) -> str:
@@ -363,4 +388,56 @@ def test_a_busy_port_is_named_and_nothing_starts(tmp_path):
     assert done.returncode == 2, done.stderr
     assert f"port {port}" in done.stderr and "--port" in done.stderr
     assert "Werkzeug" not in done.stderr and "Either identify" not in done.stderr
+    assert not marker.exists()
+
+
+def test_a_second_ctrl_c_stops_the_run(tmp_path):
+    """The first Ctrl-C is the program's (it ignores it here); the second stops the run."""
+    # READY is printed only once SIGINT is ignored (the banner, which quotes the script, says
+    # "ready" in lower case: waiting for that sent the first Ctrl-C too early).
+    script = ("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+              "print('ready'.upper(), flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script),
+                            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        _read_until(proc.stderr, "READY")            # --json: the program's output is on stderr
+        proc.send_signal(signal.SIGINT)
+        _read_until(proc.stderr, "Ctrl-C again stops it")
+        proc.send_signal(signal.SIGINT)
+    finally:
+        code, out, err = _finish(proc, timeout=30)
+    run = json.loads(out)
+    assert run["state"] == "stopped" and run["error"] == "stopped from the terminal (Ctrl-C)"
+    main = next(p for p in run["processes"] if p["role"] == "main")
+    assert main["end"] == "killed" and code == 128 - main["exitcode"], (code, main)
+
+
+def test_sigterm_to_watch_stops_the_run_and_exits(tmp_path):
+    script = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script, options=()),
+                            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        _read_until(proc.stdout, "ready")
+        assert run_processes(proc.pid), "the program is not running"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    finally:
+        _finish(proc)      # also proves every process of the run is gone
+    assert code == 128 + signal.SIGTERM, code
+    runs, _ = Store(str(tmp_path)).load()
+    assert [r.state for r in runs] == ["stopped"], [(r.state, r.error) for r in runs]
+
+
+@pytest.mark.parametrize("option", [["--timeout", "-1"], ["--timeout", "x"], ["--hz", "0"],
+                                    ["--hz", "51"], ["--port", "70000"], ["--port", "-1"]])
+def test_bad_options_exit_2_and_start_nothing(tmp_path, option):
+    marker = tmp_path / "ran"
+    done = subprocess.run(_watch_cmd(tmp_path / "data", sys.executable, "-c",
+                                     f"open({str(marker)!r}, 'w')", options=("--exit", *option)),
+                          cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, (option, done.returncode, done.stderr[-1000:])
+    assert option[0] in done.stderr and done.stdout == "", (option, done.stderr[-1000:])
     assert not marker.exists()

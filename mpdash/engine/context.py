@@ -1,6 +1,7 @@
 """What the engine's modules share: the engine's core state and the record of a live run."""
 from __future__ import annotations
 
+import os
 import subprocess
 import socket
 from dataclasses import dataclass, field
@@ -13,6 +14,10 @@ from mpdash.state import Hub, Run
 # Order in which ready fds are handled in one wake-up: what a process said before it died
 # (its exit code, a terminate() call) must be read before its pidfd reports the death.
 ACCEPT, CONN, PIPE, PIDFD = 1, 2, 3, 4
+
+
+class EngineBusy(RuntimeError):
+    """The supervisor thread did not take a request in time, or is shutting down (HTTP 503)."""
 
 
 class LimitError(RuntimeError):
@@ -37,6 +42,7 @@ class LiveRun:
     main_exited_at: float | None = None
     waiters: list = field(default_factory=list)      # futures resolved when the run ends
     killed: set = field(default_factory=set)         # pids the server itself SIGKILLed
+    named_by_proc: set = field(default_factory=set)  # children named from /proc: renamed on exec
     cgroup: RunCgroup | None = None                  # None: process group only (fallback)
 
 
@@ -53,7 +59,14 @@ class Core:
     on_birth: Callable
     on_death: Callable           # the instant an exit is seen, before anyone reaps
     on_finish: Callable          # last chance to add to a live run
+    # False: runs start without the in-run stacks half (benchmarks measure what it costs)
+    stacks: bool = True
     live: dict = field(default_factory=dict)        # run id -> LiveRun
     groups: set = field(default_factory=set)        # every run's process group, for strays
     strays_until: float = 0.0                       # keep reaping strays until then
     next_discovery: float = 0.0
+
+
+def stacks_folder(core: Core, run_id: str) -> str:
+    """Where the Python processes of a run write their stack dumps (mpdash/stacks.py)."""
+    return os.path.join(core.tmp, f"{run_id}.stacks")

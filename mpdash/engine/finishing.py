@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 
-from mpdash import procfs
+from mpdash import pools as pool_insights
+from mpdash import procfs, verdict
 from mpdash.engine import reaping, stopping, streams
-from mpdash.engine.context import Core, LiveRun
+from mpdash.engine.context import Core, LiveRun, stacks_folder
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_PERIOD = 0.5      # s between scans for children the probe cannot report
+DISCOVERY_SHARE = 0.005     # at most this share of a core spent scanning, scans spaced out
 LEFTOVER_GRACE = 0.5        # s after the main's exit before what is left of the run is killed
 FINALIZE_GRACE = 1.0        # s more to collect the last exits and output before the run ends
 STRAYS_AFTER = 5.0          # s after a run's end during which its stray zombies are reaped
@@ -33,10 +36,14 @@ def tick(core: Core) -> float | None:
         if live.main_exited_at is not None:
             maybe_finish(core, live, now)
     if (core.live or now < core.strays_until) and now >= core.next_discovery:
-        core.next_discovery = now + DISCOVERY_PERIOD
+        spent = time.thread_time()
         if core.live:
             reaping.discover(core)
         reaping.reap_strays(core)
+        # A scan's cost grows with the processes it reads: past DISCOVERY_SHARE of a core the
+        # scans space out (what the probe reports, multiprocessing's children, is never late).
+        spent = time.thread_time() - spent
+        core.next_discovery = time.monotonic() + max(DISCOVERY_PERIOD, spent / DISCOVERY_SHARE)
     return _next_timeout(core)
 
 
@@ -75,6 +82,19 @@ def maybe_finish(core: Core, live: LiveRun, now: float) -> None:
     finish(core, live)
 
 
+def _end_late_births(core: Core, live: LiveRun) -> None:
+    """A process that reported itself in the last messages drained (a late ``hello``) was
+    born after the leftovers were killed: kill it too, so nothing outlives its run and no pidfd
+    outlives the run's bookkeeping."""
+    for pid in list(live.pidfds):
+        live.killed.add(pid)
+        try:
+            signal.pidfd_send_signal(live.pidfds[pid], signal.SIGKILL)
+        except OSError:
+            pass   # already gone
+        reaping.ended(core, live, pid)
+
+
 def _outcome(live: LiveRun) -> tuple[str, str | None]:
     """The run's final state and error, from how it was stopped and its main's exit code."""
     run = live.run
@@ -89,6 +109,7 @@ def _outcome(live: LiveRun) -> tuple[str, str | None]:
 def finish(core: Core, live: LiveRun) -> None:
     run, hub = live.run, core.hub
     streams.drain(core, live)
+    _end_late_births(core, live)
     try:
         core.on_finish(run)
     except Exception:
@@ -100,17 +121,40 @@ def finish(core: Core, live: LiveRun) -> None:
         os.unlink(live.sock_path)
     except OSError:
         pass
+    reaping.settle_unknown(core, live)
+    shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
     state, error = _outcome(live)
     if live.analyze is not None and state == "finished":
         try:
             # Findings computed from the run's own numbers, read with no change landing.
             hub.add_findings(run, hub.atomic(live.analyze, run) or [])
-        except Exception:
+        except Exception as exc:
+            # Findings must never vanish silently: the run says its analysis broke.
             log.exception("analysis of run %s", run.id)
+            error = f"the analysis of this run failed: {type(exc).__name__}: {exc}"
+    if run.kind == "watch":   # no lesson says what matters: the Run's own numbers do
+        main_code = run.processes[run.main_pid].exitcode
+        hub.add_findings(run, [hub.atomic(verdict.watch_verdict, run, state, main_code, error,
+                                          time.time())])
+    pools = _pool_insights(hub, run)
     del core.live[run.id]
     core.strays_until = time.monotonic() + STRAYS_AFTER
     reaping.reap_strays(core)
-    hub.set_state(run, state, ended_at=time.time(), error=error)
+    hub.set_state(run, state, ended_at=time.time(), error=error, pools=pools)
     for fut in live.waiters:
         if not fut.done():
             fut.set_result(run)
+
+
+def _pool_insights(hub, run) -> list:
+    """Every pool of the run (docs/API.md ``Pool``) and its findings, whatever the run's end:
+    a stopped run's pool still had workers. Computed on copies, outside the Hub's lock."""
+    try:
+        events, processes, frames = hub.atomic(
+            lambda: (list(run.events), dict(run.processes), list(run.frames)))
+        pools, found = pool_insights.insights(events, processes, frames)
+        hub.add_findings(run, found)
+        return pools
+    except Exception:
+        log.exception("pool insights of run %s", run.id)
+        return []

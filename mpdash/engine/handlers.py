@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from mpdash import procfs
 from mpdash import protocol as p
 from mpdash.engine import reaping
 from mpdash.engine.context import Core, LiveRun
@@ -25,9 +26,15 @@ def _out(core, live, msg, pid, t):
     output(core, live, pid, msg.get("s", p.STDOUT), str(msg.get("x", "")), t)
 
 
+PYTHON_KEYS = ("version", "executable", "gil_enabled", "default_start_method")
+
+
 def _hello(core, live, msg, pid, t):
     run, hub = live.run, core.hub
     role = msg.get("role", "worker")
+    info = msg.get("python")
+    if pid == run.main_pid and isinstance(info, dict):   # the interpreter the run really ran
+        hub.set_python(run, {k: info.get(k) for k in PYTHON_KEYS})
     proc = run.processes.get(pid)
     if proc is None:
         reaping.birth(core, live, pid, ppid=msg.get("ppid"), role=role, t=t, name=msg.get("name"))
@@ -39,6 +46,9 @@ def _hello(core, live, msg, pid, t):
         fields["role"] = role
     if msg.get("name"):
         fields["name"] = msg["name"]
+    elif role == reaping.CHILD and proc.name is None:
+        fields["name"] = procfs.command_name(pid)
+        live.named_by_proc.add(pid)
     if any(getattr(proc, k) != v for k, v in fields.items()):
         hub.publish_proc(run, hub.upsert_process(run, pid, **fields), "update")
 
@@ -46,19 +56,27 @@ def _hello(core, live, msg, pid, t):
 def _spawned(core, live, msg, pid, t):
     run, hub = live.run, core.hub
     child = int(msg["child"])
+    role = msg.get("role") or "worker"   # "child": started by subprocess, named by its command
     fields = {"name": msg.get("name"), "daemon": bool(msg.get("daemon")),
               "start_method": msg.get("method")}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    live.named_by_proc.discard(child)   # its parent's word on what it runs wins
     if child in run.processes:
+        if run.processes[child].role in (reaping.CHILD, "worker"):   # a scan may have seen it
+            fields["role"] = role
         proc = hub.upsert_process(run, child, **fields)  # ppid: the child knows best
         hub.publish_proc(run, proc, "update")
     else:
-        reaping.birth(core, live, child, ppid=pid, role="worker", t=t, **fields)
+        reaping.birth(core, live, child, ppid=pid, role=role, t=t, **fields)
 
 
 def _child(core, live, msg, pid, t):
     run, hub = live.run, core.hub
     if pid in run.processes:
-        proc = hub.upsert_process(run, pid, name=msg.get("name"), daemon=bool(msg.get("daemon")))
+        fields = {"name": msg.get("name"), "daemon": bool(msg.get("daemon"))}
+        if run.processes[pid].role == reaping.CHILD:   # a scan saw it before it said so
+            fields["role"] = "worker"
+        proc = hub.upsert_process(run, pid, **fields)
         hub.publish_proc(run, proc, "update")
     else:
         reaping.birth(core, live, pid, role="worker", t=t, name=msg.get("name"),
@@ -90,7 +108,8 @@ def _error(core, live, msg, pid, t):
 
 def _finding(core, live, msg, pid, t):
     core.hub.add_findings(live.run, [{"key": str(msg.get("key")), "value": msg.get("value"),
-                                      "text": str(msg.get("text", "")), "unit": msg.get("unit")}])
+                                      "text": str(msg.get("text", "")), "unit": msg.get("unit"),
+                                      "headline": bool(msg.get("headline"))}])
 
 
 def _mark(core, live, msg, pid, t):

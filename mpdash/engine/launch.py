@@ -14,7 +14,7 @@ import time
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import reaping, streams
-from mpdash.engine.context import ACCEPT, PIPE, Core, LimitError, LiveRun
+from mpdash.engine.context import ACCEPT, PIPE, Core, EngineBusy, LimitError, LiveRun, stacks_folder
 from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
@@ -32,12 +32,21 @@ def set_child_subreaper() -> bool:
 
 
 def run_env(core: Core, run: Run, sock_path: str) -> dict:
-    """The main program's environment: the server's, plus how to reach it and be recognised."""
+    """The main program's environment: the server's, plus how to reach it and be recognised.
+
+    Only ``BOOT_DIR`` (which holds sitecustomize.py alone) joins the path: the folder that holds
+    mpdash (a checkout, or the server's site-packages) would shadow the program's own packages
+    under its own interpreter. sitecustomize loads the package from ``ENV_PACKAGE`` instead.
+    """
     env = dict(os.environ)
+    env.pop(protocol.ENV_STACKS, None)
+    if core.stacks:
+        env[protocol.ENV_STACKS] = stacks_folder(core, run.id)
     env.update({
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join(
-            [BOOT_DIR, PROJECT_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+            [BOOT_DIR] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
+        protocol.ENV_PACKAGE: PACKAGE_DIR,
         protocol.ENV_EVENTS: sock_path, protocol.ENV_SERVER_PID: str(core.server_pid),
         protocol.ENV_RUN_MAIN: "1", protocol.ENV_RUN_ID: run.id,
     })
@@ -66,10 +75,21 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         raise LimitError(f"limit reached: at most {limits.max_processes} live processes")
     sock_path = os.path.join(core.tmp, f"{run.id}.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(sock_path)
-    listener.listen(64)
-    listener.setblocking(False)
     env = run_env(core, run, sock_path)
+    try:
+        listener.bind(sock_path)
+        listener.listen(64)
+        listener.setblocking(False)
+        if protocol.ENV_STACKS in env:
+            os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
+    except OSError as exc:
+        # e.g. a tmp cleaner removed the engine's folder under a long-lived server
+        listener.close()
+        try:
+            os.unlink(sock_path)
+        except OSError:
+            pass
+        raise EngineBusy(f"cannot prepare the run's socket: {exc.strerror or exc}") from None
     stdin, cwd = stdio if stdio else (subprocess.DEVNULL, None)
     cgroup = core.cgroups.create(run.id, limits.run_tasks)
     try:
@@ -81,9 +101,15 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     except OSError as exc:
         listener.close()
         os.unlink(sock_path)
+        shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
         if cgroup is not None:
             core.cgroups.release(cgroup)
         raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
+    # Only a watched program is made nicer: it may fill every core with dozens of workers and
+    # starve the sampler watching it. A lesson stays at the server's priority, so the speedups
+    # it measures compare with the machine's cores even while other programs run.
+    if run.kind == "watch":
+        lower_priority(popen.pid, limits.run_nice)
     live = LiveRun(run=run, popen=popen, listener=listener, sock_path=sock_path,
                    analyze=analyze, echo=echo, cgroup=cgroup)
     if run.time_limit:
@@ -100,6 +126,18 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     reaping.birth(core, live, popen.pid, ppid=core.server_pid, role="main", name="MainProcess")
     core.hub.set_state(run, "running")
     return run
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Make the new main ``nice`` steps nicer (Limits.run_nice); everything it starts inherits it.
+    Right after exec, before the program can start anything: Popen returns once exec is done
+    and an interpreter's start-up alone takes tens of ms. Raising niceness needs no privilege."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + nice))
+    except OSError:   # already gone: its exit is seen as usual
+        pass
 
 
 def start_watchdog(python: str, marker: str, cgroups: Cgroups) -> subprocess.Popen | None:

@@ -4,7 +4,7 @@ Standard library only, on every CPython 3.10-3.14. ``mpdash/_boot/sitecustomize.
 ``lifecycle.install()`` in every Python process of a run. One job per module:
 
 - ``hooks``: what to reset in a forked child (the one after-fork path);
-- ``role``: which process of the run this is (main, worker, helper);
+- ``role``: which process of the run this is (main, worker, child, helper);
 - ``channel``: the connection to the server, ``send()``;
 - ``capture``: stdout/stderr as one message per printed line;
 - ``lifecycle``: THE patch of multiprocessing's process start/bootstrap and Popen, the parent's
@@ -13,8 +13,12 @@ Standard library only, on every CPython 3.10-3.14. ``mpdash/_boot/sitecustomize.
 - ``budget``: the per-process event rate budget, ``traffic`` summaries, pausing;
 - ``naming``: channel names ("Queue-1") and how they travel with pickled objects;
 - ``envelope``: the tag that pairs a get with its put;
-- ``trace_queues``, ``trace_pipes``, ``trace_shared``, ``trace_pools``: one traced family each;
-- ``importhook``: patches each traced module when it is first imported.
+- ``reaps``: children ``subprocess`` starts, and the exit codes this process collects
+  (``os.wait*``, ``subprocess``);
+- ``trace_queues``, ``trace_pipes``, ``trace_shared``, ``trace_pools``, ``trace_loky``,
+  ``trace_managers``, ``trace_shm``: one traced family each;
+- ``importhook``: patches each traced module when it is first imported;
+- ``stacks``: every thread's stack dumped (faulthandler) when the server asks, even from C.
 
 This file imports nothing, so importing any one module never pulls in the others.
 """

@@ -23,7 +23,12 @@ SUMMARY_PERIOD = 0.5        # s between traffic summaries of a busy process
 COUNTERS = {protocol.QUEUE_PUT: "puts", protocol.QUEUE_GET: "gets", protocol.PIPE_SEND: "sends",
             protocol.PIPE_RECV: "recvs", protocol.SHARED_WRITE: "writes",
             protocol.TASK_START: "tasks_started", protocol.TASK_END: "tasks_ended",
-            protocol.TASK_PUT: "tasks_put", protocol.RESULT_GET: "results_got"}
+            protocol.TASK_PUT: "tasks_put", protocol.RESULT_GET: "results_got",
+            protocol.MANAGER_CALL: "calls", protocol.SHM_CREATE: "creates",
+            protocol.SHM_ATTACH: "attaches", protocol.SHM_UNLINK: "unlinks"}
+
+
+_COUNTED = frozenset(COUNTERS.values())   # what a summary's text lists (not task_s, slowest...)
 
 
 class Budget:
@@ -108,6 +113,19 @@ def count(kind: str, chan: str, size=None, depth=None) -> None:
     _maybe_flush()
 
 
+def count_task(chan: str, seconds: float, items: int, text: str) -> None:
+    """A finished task counted instead of sent: its seconds and items add up, and the slowest
+    one is kept (pool insights need a busy worker's time and slowest task, not just counts)."""
+    with state.lock:
+        entry = state.traffic.setdefault(chan, {"bytes": 0})
+        entry["tasks_ended"] = entry.get("tasks_ended", 0) + 1
+        entry["task_s"] = entry.get("task_s", 0.0) + seconds
+        entry["items"] = entry.get("items", 0) + items
+        if seconds > entry.get("slowest_s", -1.0):
+            entry["slowest_s"], entry["slowest"] = seconds, text
+    _maybe_flush()
+
+
 def trace(kind: str, chan: str, msg=None, size=None, detail=None, depth=None, t=None,
           **extra) -> None:
     """One message: an event of its own, or a count in the summary when the process is busy."""
@@ -143,7 +161,10 @@ def flush() -> None:
     interval = round(time.monotonic() - since, 3)
     for chan, counts in todo.items():
         parts = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items()
-                 if k not in ("bytes", "depth") and v]
+                 if k in _COUNTED and v]
+        for key in ("task_s", "slowest_s"):
+            if key in counts:
+                counts[key] = round(counts[key], 6)
         detail = f"{', '.join(parts)} in {interval:.2f} s"
         if counts.get("depth") is not None:
             detail += f" (depth {counts['depth']})"

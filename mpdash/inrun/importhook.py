@@ -5,19 +5,28 @@ not pay for importing one. A module already imported is patched at once.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import sys
 
-from mpdash.inrun import trace_pipes, trace_pools, trace_queues, trace_shared
+from mpdash.inrun import trace_pipes
 
-# module name -> the patch applied to it once it is imported
+# module name -> (the in-run module holding its patch, the patch's name). Named, not imported:
+# the patching module itself is loaded only when its target is, so a program that never
+# imports joblib or a Manager does not load their tracing either.
 PATCHES = {
-    "multiprocessing.queues": trace_queues.patch,
-    "multiprocessing.connection": trace_pipes.patch_connections,
-    "multiprocessing.sharedctypes": trace_shared.patch,
-    "multiprocessing.pool": trace_pools.patch_pool,
-    "concurrent.futures.process": trace_pools.patch_executor,
+    "multiprocessing.queues": ("trace_queues", "patch"),
+    "multiprocessing.connection": ("trace_pipes", "patch_connections"),
+    "multiprocessing.sharedctypes": ("trace_shared", "patch"),
+    "multiprocessing.pool": ("trace_pools", "patch_pool"),
+    "concurrent.futures.process": ("trace_pools", "patch_executor"),
+    "multiprocessing.managers": ("trace_managers", "patch"),
+    "multiprocessing.shared_memory": ("trace_shm", "patch"),
+    "subprocess": ("reaps", "patch_subprocess"),
 }
+for _prefix in ("joblib.externals.loky", "loky"):   # joblib's vendored copy, and loky itself
+    PATCHES[f"{_prefix}.backend.queues"] = ("trace_loky", "patch_queues")
+    PATCHES[f"{_prefix}.process_executor"] = ("trace_loky", "patch_executor")
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
@@ -62,7 +71,11 @@ class _Loader(importlib.abc.Loader):
 
 
 def apply(patch, module) -> None:
+    """Apply ``patch`` (a function, or its (module, name) in PATCHES) to ``module``."""
     try:
+        if isinstance(patch, tuple):
+            owner, name = patch
+            patch = getattr(importlib.import_module(f"mpdash.inrun.{owner}"), name)
         patch(module)
     except Exception as exc:   # tracing must never break the program it watches
         sys.__stderr__.write(f"mpdash: tracing of {module.__name__} not installed: {exc!r}\n")

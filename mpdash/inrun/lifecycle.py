@@ -13,18 +13,22 @@ import atexit
 import os
 import signal
 import sys
+import threading
 
 from mpdash import protocol
-from mpdash.inrun import budget, capture, channel, hooks, importhook, role
+from mpdash.inrun import budget, capture, channel, hooks, importhook, reaps, role, stacks
 
 
 class _Life:
-    __slots__ = ("installed", "server_pid", "prctl")
+    __slots__ = ("installed", "server_pid", "prctl", "starting")
 
     def __init__(self):
         self.installed = False
         self.server_pid = 0
         self.prctl = None
+        # Threads inside Process.start(): a fork made there is a multiprocessing worker, any
+        # other fork a plain child. By thread id, which a forked child keeps (pthread_self).
+        self.starting: set = set()
 
 
 _life = _Life()
@@ -74,6 +78,11 @@ def _in_this_run(pid: int) -> bool:
         return False
 
 
+# What the command line of an exec'd worker holds: multiprocessing's spawn (and forkserver's
+# workers, forked from a helper, never exec), and loky's own launcher (joblib's workers).
+_WORKER_MARKS = (b"--multiprocessing-fork", b"loky.backend.popen_loky")
+
+
 def _role_from_cmdline() -> tuple[str, str | None]:
     """(role, helper name) of a process the server did not start itself."""
     try:
@@ -84,11 +93,17 @@ def _role_from_cmdline() -> tuple[str, str | None]:
     for helper in (b"resource_tracker", b"forkserver"):
         if helper in cmdline:
             return role.HELPER, helper.decode()
-    return role.WORKER, None
+    if any(mark in cmdline for mark in _WORKER_MARKS):
+        return role.WORKER, None
+    return role.CHILD, None
 
 
 def _after_fork_in_child() -> None:
-    role.current.name, role.current.helper = role.WORKER, None
+    # Still the parent's memory here: forked inside Process.start(), or by the forkserver
+    # (which forks only workers), it is multiprocessing's; any other fork is a plain child.
+    ours = threading.get_ident() in _life.starting or role.get() == role.HELPER
+    _life.starting = set()
+    role.current.name, role.current.helper = (role.WORKER if ours else role.CHILD), None
     hooks.run_after_fork_in_child()
     _set_parent_death_signal()
     channel.send(protocol.HELLO, role=role.get(), ppid=os.getppid(), via="fork")
@@ -110,7 +125,12 @@ def _patch_multiprocessing() -> None:
         # A child started inside budget.paused() stays paused, whatever the start method:
         # the attribute travels in the pickled Process under spawn.
         self._mpdash_paused = budget.is_paused()
-        original_start(self)
+        me = threading.get_ident()
+        _life.starting.add(me)
+        try:
+            original_start(self)
+        finally:
+            _life.starting.discard(me)
         channel.send(protocol.SPAWNED, child=self.pid, name=self.name, daemon=bool(self.daemon),
                      method=method_of(self))
 
@@ -138,6 +158,8 @@ def _patch_multiprocessing() -> None:
             return original(self)
         return wrapper
 
+    # A forked child's code is reported by os.waitpid (see reaps); a forkserver child is
+    # reaped by the forkserver, which tells its parent the code through a pipe.
     def reporting_poll(original):
         def poll(self, *args, **kwargs):
             before = self.returncode
@@ -151,7 +173,6 @@ def _patch_multiprocessing() -> None:
     process.BaseProcess._bootstrap = _bootstrap
     popen_fork.Popen.terminate = terminating(popen_fork.Popen.terminate, int(signal.SIGTERM))
     popen_fork.Popen.kill = terminating(popen_fork.Popen.kill, int(signal.SIGKILL))
-    popen_fork.Popen.poll = reporting_poll(popen_fork.Popen.poll)
     try:
         from multiprocessing import popen_forkserver
         popen_forkserver.Popen.poll = reporting_poll(popen_forkserver.Popen.poll)
@@ -161,10 +182,22 @@ def _patch_multiprocessing() -> None:
 
 # ---------------------------------------------------------------------------- installing
 
+def interpreter() -> dict:
+    """The interpreter this process runs on, as the Run's ``python`` field shows it."""
+    from multiprocessing import context
+    # The platform's default, read without choosing it: get_start_method() would fix the
+    # context for good and make the program's own set_start_method() fail.
+    default = getattr(getattr(context._default_context, "_default_context", None), "_name", None)
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)   # 3.13+; before, always a GIL
+    return {"version": sys.version.split()[0], "executable": sys.executable,
+            "gil_enabled": bool(is_gil_enabled()) if is_gil_enabled else True,
+            "default_start_method": default}
+
+
 # What else runs in every process of a run, installed in this order once the channel is open
 # and before the process says hello. A new feature module adds its ``install`` here; what it
 # must reset in a forked child it registers with ``hooks.after_fork_in_child``.
-FEATURES = (importhook.install_tracing,)
+FEATURES = (reaps.patch_os, importhook.install_tracing, stacks.install)
 
 
 def _install_features() -> None:
@@ -203,5 +236,7 @@ def install() -> bool:
     hello = {"role": role.get(), "ppid": os.getppid(), "via": "exec"}
     if role.current.helper:
         hello["name"] = role.current.helper
+    if role.is_main():
+        hello["python"] = interpreter()
     channel.send(protocol.HELLO, **hello)
     return True

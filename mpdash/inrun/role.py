@@ -1,9 +1,10 @@
 """Which process of the run this is: ``main`` (the program the server started), ``worker``
-(any other process of the program) or ``helper`` (multiprocessing's resource tracker or
-forkserver). Set by ``lifecycle``; read by it and by channel naming."""
+(a process multiprocessing, concurrent.futures or loky started), ``child`` (any other: a raw
+``os.fork()``, a Python started by ``subprocess``) or ``helper`` (multiprocessing's resource
+tracker or forkserver). Set by ``lifecycle``; read by it and by channel naming."""
 from __future__ import annotations
 
-MAIN, WORKER, HELPER = "main", "worker", "helper"
+MAIN, WORKER, CHILD, HELPER = "main", "worker", "child", "helper"
 
 
 class _Role:

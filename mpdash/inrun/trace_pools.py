@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import weakref
 
@@ -27,11 +28,22 @@ def _describe(func, args) -> tuple[int, str]:
         chunk = [a[0] if isinstance(a, tuple) and len(a) == 1 else a for a in args[0]]
         fname = getattr(func.args[0], "__name__", repr(func.args[0]))
         return len(chunk), f"{fname} over {short_repr(chunk)}"
+    items = getattr(func, "items", None)
+    if type(func).__name__ == "BatchedCalls" and isinstance(items, list) and items:
+        # joblib.Parallel sends its calls in batches: [(func, args, kwargs), ...]
+        first, args, kwargs = items[0]
+        fname = getattr(getattr(first, "func", first), "__name__", repr(first))
+        if len(items) == 1:
+            shown = ([short_repr(a) for a in args]
+                     + [f"{k}={short_repr(v)}" for k, v in kwargs.items()])
+            return 1, f"{fname}({', '.join(shown)})"
+        calls = [i[1][0] if len(i[1]) == 1 and not i[2] else i[1] for i in items]
+        return len(items), f"{fname} over {short_repr(calls)}"
     fname = getattr(getattr(func, "func", func), "__name__", repr(func))
     return 1, f"{fname}({', '.join(short_repr(a) for a in args)})"
 
 
-def _timed(func, channel: str, msg: str, poll=None, **ids):
+def timed(func, channel: str, msg: str, poll=None, **ids):
     @functools.wraps(func)
     def run_task(*args, **kwargs):
         if budget.is_paused():
@@ -54,7 +66,7 @@ def _timed(func, channel: str, msg: str, poll=None, **ids):
                             short_repr(result) if ok else "raised", items=items, ok=ok,
                             seconds=round(time.perf_counter() - started, 6), **ids)
             else:
-                budget.count(protocol.TASK_END, channel)
+                budget.count_task(channel, time.perf_counter() - started, items, text[:200])
                 # Out of work: send the counts before the result goes back (see TaskTap).
                 if (poll is not None and budget.pending() and budget.since_flush() >= IDLE_GAP
                         and not _ready(poll)):
@@ -134,6 +146,7 @@ class TaskTap:
 
 
 _thread_pools = weakref.WeakKeyDictionary()   # a ThreadPool's task queue -> its channel
+_thread_channels: set = set()                  # the channels of this process's ThreadPools
 
 
 def patch_pool(pool) -> None:
@@ -146,8 +159,11 @@ def patch_pool(pool) -> None:
         job, i, func, args, kwds = task
         if func is pool._helper_reraises_exception:
             return task
-        return (job, i, _timed(func, channel, f"{channel}/{job}/{i}", poll, job=job, index=i),
-                args, kwds)
+        ids = {"job": job, "index": i}
+        if channel in _thread_channels:
+            # A ThreadPool's workers share one pid: the thread tells them apart (we are in it).
+            ids["tid"] = threading.get_native_id()
+        return (job, i, timed(func, channel, f"{channel}/{job}/{i}", poll, **ids), args, kwds)
 
     def worker(inqueue, outqueue, *args, **kwargs):
         channel = getattr(inqueue, naming.POOL, None) or _thread_pools.get(inqueue, "Pool")
@@ -167,7 +183,8 @@ def patch_pool(pool) -> None:
     def _setup_thread_queues(self):
         original_thread_setup(self)
         # queue.SimpleQueue takes no attributes; its workers are threads of this process
-        _thread_pools[self._inqueue] = name = naming.new_name(type(self).__name__)
+        name = _thread_pools[self._inqueue] = naming.new_name(type(self).__name__)
+        _thread_channels.add(name)
         _tap_owner(self, pool, name)
 
     original_thread_setup = pool.ThreadPool._setup_queues
@@ -251,7 +268,7 @@ def patch_executor(process) -> None:
     def wrap(item, channel, poll):
         if item is None or budget.is_paused():
             return item
-        fn = _timed(item.fn, channel, f"{channel}/{item.work_id}", poll, work_id=item.work_id)
+        fn = timed(item.fn, channel, f"{channel}/{item.work_id}", poll, work_id=item.work_id)
         return process._CallItem(item.work_id, fn, item.args, item.kwargs)
 
     def _process_worker(call_queue, *args, **kwargs):

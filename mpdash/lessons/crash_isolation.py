@@ -47,7 +47,8 @@ def main(ctx, workers=4, crash="exception", crasher=2, seconds=0.5, start_method
                 f"Worker {crasher} ended with exit code {crashed} ({crash}).")
     ctx.finding("survivors_ok", ok,
                 f"{sum(p.exitcode == 0 for p in survivors)} of {len(survivors)} other workers "
-                f"exited with 0 and {len(got)} results came back; the main went on.")
+                f"exited with 0 and {len(got)} results came back; the main went on.",
+                headline=True)
     return {"crashed_exitcode": crashed, "results": sorted(got.values())}
 
 

@@ -22,6 +22,7 @@ def main(ctx, main_seconds=1.0, steps=5, step_seconds=0.5, start_method="fork"):
 
 
 from mpdash.lessons import Lesson, Param, start_method_param  # noqa: E402
+import signal  # noqa: E402
 
 
 def analyze(run):
@@ -34,16 +35,28 @@ def analyze(run):
         counted = sum(1 for line in run.output if line["pid"] == proc["pid"])
         code = proc["exitcode"]
         if proc["daemon"]:
-            terminated = code is not None and code < 0
+            # Terminated means what the run saw: a terminate() of this child (the exit hook's)
+            # and a death by SIGTERM; any other negative code is some other signal, named as such.
+            asked = any(e["kind"] == "terminate" and e["channel"] == str(proc["pid"])
+                        for e in run.events)
+            signalled = code is not None and code < 0
+            terminated = asked and code == -signal.SIGTERM
+            how = f"ended with exit code {code}"
+            if signalled:
+                names = {int(s): s.name for s in signal.Signals}
+                how += f" ({names.get(-code, f'signal {-code}')}"
+                how += ", sent by terminate() at its main's exit)." if asked else ", not sent by its main)."
+            else:
+                how += "."
             found.append({"key": "daemon_terminated", "value": terminated, "unit": None,
-                          "text": f"The daemon child counted to {counted} of {steps} and "
-                                  f"ended with exit code {code}"
-                                  + (" (SIGTERM from its main's exit)." if code == -15 else ".")})
+                          "text": f"The daemon child counted to {counted} of {steps} and {how}"})
         else:
             completed = code == 0 and counted == steps
             found.append({"key": "nondaemon_completed", "value": completed, "unit": None,
                           "text": f"The non-daemon child counted to {counted} of {steps} and "
                                   f"exited with code {code}: the main waited for it."})
+    for f in found:   # the verdict: how far the daemon got before its main's exit ended it
+        f["headline"] = f["key"] == "daemon_terminated"
     return found
 
 

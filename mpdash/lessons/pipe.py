@@ -28,7 +28,7 @@ def main(ctx, mode="send", round_trips=200, start_method="fork"):
         p.join()
         ctx.finding("recv_wait_ms", round(waited * 1000, 2),
                     f"recv() blocked the parent for {waited * 1000:.1f} ms, until the new "
-                    f"child had started and sent the list.", unit="ms")
+                    f"child had started and sent the list.", unit="ms", headline=True)
         return result
 
     # Ping-pong over the duplex pipe: the parent sends, the child echoes back.
@@ -44,21 +44,22 @@ def main(ctx, mode="send", round_trips=200, start_method="fork"):
         parent_conn, child_conn = Pipe()
         p = Process(target=echo, args=(child_conn,))
         p.start()
-        times = []
+        times, echoed = [], 0
         for i in range(round_trips):
             t0 = time.perf_counter()
             parent_conn.send(i)
-            parent_conn.recv()
+            reply = parent_conn.recv()
             times.append(time.perf_counter() - t0)
+            echoed += reply == i
         parent_conn.send(None)
         p.join()
     median = statistics.median(times) * 1e6
     ctx.finding("round_trip_us", round(median, 1),
                 f"Median round trip parent → child → parent over {round_trips} messages: "
                 f"{median:.0f} µs (fastest {min(times) * 1e6:.0f} µs), measured untraced.",
-                unit="µs")
-    print(f"{round_trips} round trips, median {median:.0f} µs")
-    return round_trips
+                unit="µs", headline=True)
+    print(f"{echoed} of {round_trips} round trips echoed, median {median:.0f} µs")
+    return {"echoed": echoed, "median_us": round(median, 1)}
 
 
 from mpdash.lessons import Lesson, Param, start_method_param  # noqa: E402

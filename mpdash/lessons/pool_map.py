@@ -38,8 +38,11 @@ def analyze(run):
     workers = sorted(pid for pid, p in run.processes.items()
                      if p["role"] == "worker" and p["start_method"] is not None)
     ending = workers_end(run, workers)
-    if not tasks:
-        return ending
+    if not tasks:   # no task event reached the server: say what is known, not who ran what
+        got = len(run.result) if isinstance(run.result, list) else 0
+        return [{"key": "tasks_per_worker", "value": "unknown", "unit": None, "headline": True,
+                 "text": f"{got} results came back, but no task event was recorded: which "
+                         f"worker ran which item is not known."}] + ending
     counts = [tasks.get(pid, 0) for pid in workers] or list(tasks.values())
     summarised = any(e["kind"] == "traffic" for e in run.events)
     def plural(n, word):
@@ -52,6 +55,7 @@ def analyze(run):
                     for pid in workers)
     idle = sum(1 for c in counts if c == 0)
     return [{"key": "tasks_per_worker", "value": "/".join(str(c) for c in counts), "unit": None,
+             "headline": True,
              "text": f"{plural(sum(counts), 'task')} went to {len(counts)} workers: {per}"
                      + (f"; {plural(idle, 'worker')} got none." if idle else ".")}] + ending
 

@@ -36,7 +36,7 @@ from mpdash.lessons._output import who_printed  # noqa: E402
 
 
 def analyze(run):
-    return who_printed(run, ': 1')
+    return who_printed(run, ': 1', headline='printing_processes')
 
 LESSON = Lesson(
     id="process-subclass", title="Process subclass", section="3",

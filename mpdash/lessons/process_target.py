@@ -30,7 +30,7 @@ from mpdash.lessons._output import who_printed  # noqa: E402
 
 
 def analyze(run):
-    return who_printed(run, 'Number: 1')
+    return who_printed(run, 'Number: 1', headline='first')
 
 LESSON = Lesson(
     id="process-target", title="Process with a target", section="3",

@@ -30,7 +30,8 @@ def main(ctx, producers=1, items=1, consumers=0, start_method="fork"):
         result = q.get()
         print(result)  # 25
         ctx.finding("received", result, f"The parent got {result} from the queue after the "
-                                         f"child had already exited: the item waited in the pipe.")
+                                         f"child had already exited: the item waited in the pipe.",
+                    headline=True)
         return result
 
     # Many items: get them while the producers still run. Joining a producer first can hang:
@@ -64,7 +65,8 @@ def main(ctx, producers=1, items=1, consumers=0, start_method="fork"):
                 f"{count} of {producers * items} items crossed the queue from {producers} "
                 f"producer(s) to {consumers or 'the parent'}"
                 f"{' consumer(s)' if consumers else ''} in {seconds:.2f} s "
-                f"({count / seconds:,.0f} items/s), sum {'correct' if total == expected else 'WRONG'}.")
+                f"({count / seconds:,.0f} items/s), sum {'correct' if total == expected else 'WRONG'}.",
+                headline=True)
     return result
 
 

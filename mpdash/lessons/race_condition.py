@@ -44,9 +44,11 @@ def main(ctx, processes=4, times=100_000, start_method="fork"):
                 f"With get_lock() around each += 1 it ended at {locked:,} after {locked_s:.2f} s "
                 f"({locked_s / unlocked_s:.1f}× the unlocked time).")
     ctx.finding("lost_updates", lost,
-                f"{lost:,} updates ({lost / expected:.1%}) were lost without the lock: two "
-                f"processes read the same value and both wrote it back plus one."
-                if lost else "No update was lost this time: run it again, or raise times.")
+                f"{lost:,} of {expected:,} updates lost ({lost / expected:.1%}) without the "
+                f"lock; {expected - locked:,} with it."
+                if lost else f"No update of {expected:,} was lost this time, "
+                             f"{expected - locked:,} with the lock: run it again, or raise times.",
+                headline=True)
     return {"expected": expected, "unlocked": unlocked, "locked": locked}
 
 

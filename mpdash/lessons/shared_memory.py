@@ -20,7 +20,7 @@ def main(ctx, length=3, start_method="fork"):
     print(num.value)  # 15
     print(arr[:])     # [2, 3, 4]
     ctx.finding("num", num.value, f"The parent reads num.value = {num.value}: the child's "
-                                  f"+10 landed in memory both processes map.")
+                                  f"+10 landed in memory both processes map.", headline=True)
     ctx.finding("before_after", f"{before[0]} -> {num.value}",
                 f"Read by the parent before start() and after join(): num {before[0]} → "
                 f"{num.value}, arr {_short(before[1])} → {_short(arr[:])}.")

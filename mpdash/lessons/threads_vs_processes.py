@@ -56,7 +56,7 @@ def main(ctx, workers=os.cpu_count() or 2, work=60_000_000, io_bound=False, seco
                    f"{1 / speedup:.1f}× slower than")
                 + f" {workers} threads ({threads_s:.2f} s) on "
                 f"{'I/O-bound (waiting)' if io_bound else 'CPU-bound (pure computing)'} work.",
-                unit="×")
+                unit="×", headline=True)
     ctx.finding("rss_per_thread_bytes", per_thread,
                 f"Each thread added {per_thread / 1024:.0f} KiB to the main process's RSS "
                 f"(its stack pages, touched so far).", unit="B")
@@ -79,6 +79,17 @@ def analyze(run):
         found.append({"key": f"{phase}_peak_cpu", "value": peak, "unit": "%",
                       "text": f"While the {phase} ran, the run's processes used at most "
                               f"{peak:.0f}% CPU ({peak / 100:.1f} of {cores} cores)."})
+    # Which CPython ran it and whether it had a GIL (the main's own word, the Run's python):
+    # what decides whether the threads above could use more than one core.
+    python = getattr(run, "python", None) or {}
+    if python.get("version"):
+        gil = bool(python.get("gil_enabled"))
+        how = ("with a GIL, so its threads ran Python code one at a time" if gil else
+               "without a GIL (free-threaded), so its threads could run Python code on several "
+               "cores at once")
+        found.append({"key": "gil_enabled", "value": gil,
+                      "text": f"This run used CPython {python['version']} "
+                              f"({python.get('executable')}), {how}."})
     bounds = phase_bounds(run, "processes")
     workers = {pid for pid, p in run.processes.items() if p["role"] == "worker"}
     peaks = peak_rss_kib(run, bounds, workers) if bounds else {}

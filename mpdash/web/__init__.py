@@ -31,7 +31,7 @@ def create_app(dashboard: Dashboard | None = None, test_config: dict | None = No
     app.register_blueprint(api.bp)
     # cors_allowed_origins=None: python-engineio then accepts only the page's own origin.
     socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=None,
-                        json=security.SocketJSON)
+                        json=security.SocketJSON, serializer=sockets.JsonPacket)
     sockets.init_app(app, socketio)
     # Outermost, around Socket.IO's own WSGI wrapper: its handshake is refused for a rebinding
     # Host too. MPDASH_ALLOW_HOSTS (--allow-host) adds names to the bound address's.

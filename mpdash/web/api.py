@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from mpdash import export
 from mpdash.lessons import ParamError
-from mpdash.runs import LimitError
+from mpdash.runs import EngineBusy, LimitError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -68,21 +68,23 @@ def start_run():
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object: {\"lesson\": id, \"params\": {...}}")
-    unknown = set(body) - {"lesson", "params"}
+    unknown = set(body) - {"lesson", "params", "python"}
     if unknown:
         return _error(400, f"unknown field {sorted(map(str, unknown))[0][:64]!r}")
     if "lesson" not in body:
         return _error(400, "field 'lesson' is required")
-    return _start(body.get("lesson"), body.get("params"))
+    return _start(body.get("lesson"), body.get("params"), body.get("python"))
 
 
-def _start(lesson, params):
+def _start(lesson, params, python=None):
     try:
-        run = _dash().engine.start_lesson(lesson, params)
+        run = _dash().start_lesson(lesson, params, python)
     except ParamError as exc:
         return _error(400, str(exc))
     except LimitError as exc:
         return _error(429, str(exc))
+    except EngineBusy as exc:
+        return _error(503, str(exc))
     return jsonify(_dash().hub.snapshot(run)), 201
 
 
@@ -111,8 +113,26 @@ def get_run(run_id):
 @bp.post("/runs/<run_id>/stop")
 def stop_run(run_id):
     run = _run_or_404(run_id)
-    _dash().engine.stop(run.id)
+    try:
+        _dash().engine.stop(run.id)
+    except EngineBusy as exc:
+        return _error(503, str(exc))
     return jsonify(_dash().hub.snapshot(run))
+
+
+@bp.post("/runs/<run_id>/stacks")
+def run_stacks(run_id):
+    """Every thread's stack in every process of a live run, now (mpdash/stacks.py)."""
+    from mpdash.stacks import RunEnded, StacksBusy
+    run = _run_or_404(run_id)
+    try:
+        return jsonify(_dash().stacks.take(run.id))
+    except RunEnded as exc:
+        return _error(409, str(exc))
+    except StacksBusy as exc:
+        return _error(503, str(exc))
+    except KeyError:   # deleted meanwhile
+        return _error(404, f"no run {run_id[:40]!r}")
 
 
 @bp.get("/runs/<run_id>/metrics.csv")

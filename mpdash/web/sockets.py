@@ -5,12 +5,21 @@ import logging
 
 from flask import current_app, request
 from flask_socketio import SocketIO, emit
+from socketio import packet
 
 from mpdash.lessons import ParamError
-from mpdash.runs import LimitError
+from mpdash.runs import EngineBusy, LimitError
 from mpdash.web import security
 
 log = logging.getLogger(__name__)
+
+
+class JsonPacket(packet.Packet):
+    """Every message mpdash sends is JSON, never bytes: so no binary attachments to look for.
+    python-socketio walks each payload element by element to find some (a call and an
+    isinstance per number): a third of the sampler thread's time with 17 processes, ~1 ms a
+    frame with 256 (docs/BENCHMARKS.md)."""
+    uses_binary_events = False
 
 
 def init_app(app, socketio: SocketIO) -> None:
@@ -58,7 +67,7 @@ def init_app(app, socketio: SocketIO) -> None:
         roles.pop(request.sid, None)
         dash.hub.viewer_left()
 
-    # start {lesson, params} -> ack: the Run, or {error}
+    # start {lesson, params, python?} -> ack: the Run, or {error}
     @socketio.on("start")
     def on_start(data=None):
         denied = refused("start")
@@ -66,15 +75,17 @@ def init_app(app, socketio: SocketIO) -> None:
             return denied
         if not isinstance(data, dict) or "lesson" not in data:
             return {"error": "start takes {\"lesson\": id, \"params\": {...}}"}
-        unknown = set(data) - {"lesson", "params"}
+        unknown = set(data) - {"lesson", "params", "python"}
         if unknown:
             return {"error": f"unknown field {sorted(map(str, unknown))[0][:64]!r}"}
         try:
-            run = dash.engine.start_lesson(data.get("lesson"), data.get("params"))
+            run = dash.start_lesson(data.get("lesson"), data.get("params"), data.get("python"))
         except ParamError as exc:
             return {"error": str(exc)}
         except LimitError as exc:
             return {"error": str(exc), "status": 429}
+        except EngineBusy as exc:
+            return {"error": str(exc), "status": 503}
         return dash.hub.snapshot(run)
 
     # stop {run} -> ack: the final Run, or {error}
@@ -86,5 +97,8 @@ def init_app(app, socketio: SocketIO) -> None:
         run_id = data.get("run") if isinstance(data, dict) else None
         if not isinstance(run_id, str) or dash.hub.get(run_id) is None:
             return {"error": "unknown run"}
-        run = dash.engine.stop(run_id)
+        try:
+            run = dash.engine.stop(run_id)
+        except EngineBusy as exc:
+            return {"error": str(exc), "status": 503}
         return dash.hub.snapshot(run)

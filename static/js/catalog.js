@@ -1,5 +1,5 @@
-// The lesson list (grouped by tutorial section, plus the §11 summary map) and the parameter
-// form generated from the selected lesson's Param specs.
+// The lesson list (grouped by tutorial section, the §11 summary map in its place, then §12's
+// pitfalls) and the parameter form generated from the selected lesson's Param specs.
 import { store, invalidate, latestRunOf, runList, selectRun } from "./store.js";
 import { el, $ } from "./util.js";
 
@@ -16,6 +16,18 @@ const RULES = [
   ["Background helpers", "daemon processes end when their main program ends — never rely on them finishing", "daemon"],
 ];
 
+// §12: each pitfall and the fix its lesson shows with fixed=true.
+const PITFALLS = [
+  ["Joining a child that put a large item on a Queue", "get() everything first, then join()", "queue-deadlock"],
+  ["Starting processes under spawn or forkserver", "keep the code that starts them under if __name__ == \"__main__\":", "main-guard"],
+  ["Sending a function to a Pool", "define it at the top level of a module (or a functools.partial of one), never a lambda", "pickling"],
+  ["Counting in a global from several processes", "each process changes its own copy: share a Value, or send results back", "globals-not-shared"],
+  ["Forking a process that runs threads", "use forkserver or spawn (forkserver is the Linux default from Python 3.14)", "fork-with-threads"],
+  ["Many tiny tasks in a Pool", "batch them (chunksize) so each message carries enough work", "pool-overhead"],
+];
+const SUMMARY_SECTION = 11;
+const beforeSummary = (l) => Number(l.section) < SUMMARY_SECTION;
+
 export async function loadLessons() {
   const res = await fetch("/api/lessons");
   if (!res.ok) throw new Error(`GET /api/lessons: ${res.status}`);
@@ -25,9 +37,10 @@ export async function loadLessons() {
   renderList();
 }
 
-/** Lesson ids in list order, the summary map last (what j/k walk through). */
+/** Lesson ids in list order, the §11 summary map between §10 and §12 (what j/k walk through). */
 export function lessonOrder() {
-  return [...store.lessons.map((l) => l.id), SUMMARY_ID];
+  return [...store.lessons.filter(beforeSummary).map((l) => l.id), SUMMARY_ID,
+    ...store.lessons.filter((l) => !beforeSummary(l)).map((l) => l.id)];
 }
 
 /**
@@ -65,14 +78,20 @@ function renderList() {
       type: "button", class: "lesson-btn", "data-testid": `lesson-${id}`, dataset: { lessonId: id },
       title: summary || "", onclick: () => selectLesson(id),
     }, label));
+  const summary = el("li", { class: "section" },
+    el("div", { class: "section-h" }, el("span", { class: "sec-no" }, "§11"), " Summary"),
+    el("ul", {}, item(SUMMARY_ID, "Which lesson shows what", "The ideas of the tutorial and the rules of thumb")));
+  let summaryPlaced = false;
   for (const [section, group] of sections) {
+    if (!summaryPlaced && Number(section) >= SUMMARY_SECTION) {
+      list.append(summary);
+      summaryPlaced = true;
+    }
     list.append(el("li", { class: "section" },
       el("div", { class: "section-h" }, el("span", { class: "sec-no" }, `§${section}`), " ", group.title),
       el("ul", {}, ...group.lessons.map((l) => item(l.id, l.title, l.summary)))));
   }
-  list.append(el("li", { class: "section" },
-    el("div", { class: "section-h" }, el("span", { class: "sec-no" }, "§11"), " Summary"),
-    el("ul", {}, item(SUMMARY_ID, "Which lesson shows what", "The ideas of the tutorial and the rules of thumb"))));
+  if (!summaryPlaced) list.append(summary);
 }
 
 function renderSummary() {
@@ -81,17 +100,21 @@ function renderSummary() {
     el("td", { class: "num" }, `§${l.section}`),
     el("td", {}, el("button", { type: "button", class: "link", onclick: () => selectLesson(l.id) }, l.title)),
     el("td", {}, l.summary)));
-  const rules = RULES.map(([when, what, lesson]) => el("li", {},
+  const ruleItems = (list) => list.map(([when, what, lesson]) => el("li", {},
     el("strong", {}, when), " → ", what,
     store.lessonById.has(lesson)
       ? el("span", {}, " (", el("button", { type: "button", class: "link", onclick: () => selectLesson(lesson) },
         store.lessonById.get(lesson).title), ")")
       : null));
+  const pitfalls = PITFALLS.filter(([, , lesson]) => store.lessonById.has(lesson));
   card.replaceChildren(
     el("h2", {}, "§11 Summary: which lesson shows what"),
     el("table", { class: "summary-table" }, el("tbody", {}, ...rows)),
     el("h3", {}, "Rules of thumb"),
-    el("ul", { class: "rules", "data-testid": "rules" }, ...rules));
+    el("ul", { class: "rules", "data-testid": "rules" }, ...ruleItems(RULES)),
+    ...(pitfalls.length ? [
+      el("h3", {}, "§12 When it goes wrong: the mistake → the fix (run each lesson, then tick fixed)"),
+      el("ul", { class: "rules", "data-testid": "pitfall-rules" }, ...ruleItems(pitfalls))] : []));
 }
 
 function field(lesson, p) {

@@ -37,6 +37,7 @@ class LineChart {
     this.plot = null;
     this.key = null;
     this.series = [];
+    this.lives = [];      // [{a, b, colour}]: processes never sampled, drawn as their lifetime
     this.focused = null;
     this.xRange = [0, 1];
     this.observer = new ResizeObserver(() => {
@@ -75,6 +76,7 @@ class LineChart {
       ...this.size(),
       legend: { show: false },
       focus: { alpha: 0.22 },
+      hooks: { draw: [(u) => this.drawLives(u)] },
       cursor: { drag: { x: false, y: false }, points: { size: 6 }, focus: { prox: -1 } },
       scales: {
         x: { time: false, range: () => this.xRange },
@@ -108,6 +110,28 @@ class LineChart {
       this.build(series);
     }
     this.plot.setData(data);
+  }
+
+  /**
+   * A process that lived and ended between two samples has no value to draw, but it existed:
+   * its lifetime is drawn as a hollow bar along the bottom of the plot (never as a value), so
+   * every process of the run leaves a mark where it lived.
+   */
+  drawLives(u) {
+    if (!this.lives.length) return;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const y = Math.round(top + height - 6 * devicePixelRatio);   // whole pixels: a crisp outline
+    ctx.save();
+    ctx.lineWidth = 2 * devicePixelRatio;
+    for (const life of this.lives) {
+      const a = Math.round(Math.max(left, u.valToPos(life.a, "x", true)));
+      const b = Math.round(Math.min(left + width, Math.max(a + 8 * devicePixelRatio, u.valToPos(life.b, "x", true))));
+      if (b <= left || a >= left + width) continue;
+      ctx.strokeStyle = life.colour;
+      ctx.strokeRect(a, y - 3 * devicePixelRatio, b - a, 6 * devicePixelRatio);
+    }
+    ctx.restore();
   }
 
   /** Bring one series forward (the others fade), or none. */
@@ -307,7 +331,7 @@ function legendFor(id, view, procs, sampled) {
       title: `${p.pid} ${who}${phase ? ` (${phase} phase)` : ""}: point to highlight it in every panel, click to keep it highlighted`,
     }, swatch({ colour, dash }), el("span", { class: "num" }, String(p.pid)), " ", el("span", { class: "legend-who" }, who),
     phase ? el("span", { class: "legend-phase" }, ` · ${phase}`) : null,
-    sampled.has(p.pid) ? null : el("span", { class: "legend-none", title: "it lived and ended between two samples" }, " · not sampled"));
+    sampled.has(p.pid) ? null : el("span", { class: "legend-none", title: "it lived and ended between two samples: a hollow bar at the bottom of the chart marks its lifetime" }, " · not sampled"));
   }));
 }
 
@@ -383,10 +407,11 @@ function drawProcs(view, frames, xRange) {
   const procs = [...view.procs].sort((a, b) => a.colour - b.colour);
   const x = frames.map((f) => f.t - view.t0);
   const many = procs.length > MANY;
-  // Which processes were ever sampled (a legend says "not sampled" of one that never was);
-  // past MANY only the few drawn have a legend entry, and they are the busiest: sampled.
-  const sampled = new Set();
-  if (!many) for (const f of view.frames) for (const pid of f.pid) sampled.add(pid);
+  // Which processes were ever sampled (a legend says "not sampled" of one that never was, and
+  // the chart marks its life): one typed pass over the run's frames by slot.
+  const seen = new Uint8Array(procs.length ? Math.max(...procs.map((p) => slotOf(view.rec, p.pid))) + 1 : 1);
+  for (const f of view.frames) for (const sl of slotsOf(view.rec, f)) if (sl < seen.length) seen[sl] = 1;
+  const sampled = new Set(procs.filter((p) => seen[slotOf(view.rec, p.pid)]).map((p) => p.pid));
   // Past MANY processes, forty tangled lines say nothing: the heatmap shows every process, the
   // lines only the busiest few over the window shown (memory: the largest few).
   let cpuIdx = procs.map((_, k) => k);
@@ -402,9 +427,11 @@ function drawProcs(view, frames, xRange) {
   const cpu = cpuIdx.map((k) => cols.cpu[at.get(k)]);
   const rss = memIdx.map((k) => cols.rss[at.get(k)]);
   const seriesOf = (idx) => idx.map((k) => ({ id: procs[k].pid, label: `${procs[k].pid}`, ...colourOf(procs[k].colour) }));
+  const lives = procs.filter((p) => !sampled.has(p.pid)).map((p) => ({
+    a: (p.started_at ?? view.t0) - view.t0, b: (p.ended_at ?? view.tNow) - view.t0, colour: colourOf(p.colour).colour }));
+  procCpu.lives = procMem.lives = lives;
   procCpu.update(seriesOf(cpuIdx), [x, ...cpu], xRange);
   procMem.update(seriesOf(memIdx), [x, ...rss], xRange);
-  if (many) for (const k of wanted) if (cols.cpu[at.get(k)].some((v) => v !== null)) sampled.add(procs[k].pid);
   legendFor("chart-proc-cpu", view, cpuIdx.map((k) => procs[k]), sampled);
   legendFor("chart-proc-mem", view, memIdx.map((k) => procs[k]), sampled);
   const more = procs.length - FEW;
@@ -444,6 +471,7 @@ export function render(view) {
     const now = serverNow();
     const frames = store.machineFrames;
     cores && drawCores(frames, now - LIVE_WINDOW_S, [0, LIVE_WINDOW_S], null);
+    procCpu.lives = procMem.lives = [];
     procCpu.update([], [[]], [0, LIVE_WINDOW_S]);
     procMem.update([], [[]], [0, LIVE_WINDOW_S]);
     heatHost.hidden = true;

@@ -25,12 +25,38 @@ function renderLesson() {
     return;
   }
   const code = $("code");
-  code.innerHTML = hljs.highlight(lesson.code, { language: "python" }).value;
+  code.innerHTML = numberedLines(hljs.highlight(lesson.code, { language: "python" }).value);
   code.dataset.lesson = id;
   $("explanation").replaceChildren(el("p", {}, lesson.explanation));
   $("predict").replaceChildren(
     el("span", { class: "predict-tag" }, "Predict"),
     el("p", {}, lesson.predict));
+}
+
+/** Highlighted HTML with each line in its own <span class="code-line" data-line="N"> (a stack frame
+ * of the lesson's file points at one): spans hljs opened on an earlier line are closed at each
+ * line's end and opened again on the next, so every line is well-formed on its own. */
+function numberedLines(html) {
+  const open = [];
+  return html.split("\n").map((line, i) => {
+    const reopened = open.join("");
+    for (const tag of line.match(/<span[^>]*>|<\/span>/g) || []) {
+      if (tag === "</span>") open.pop();
+      else open.push(tag);
+    }
+    return `<span class="code-line" data-line="${i + 1}">${reopened}${line}${"</span>".repeat(open.length)}</span>`;
+  }).join("\n");
+}
+
+/** Mark line `line` of the shown lesson's code and scroll it into view; false if it has none. */
+export function markLine(line) {
+  const code = $("code");
+  code.querySelector(".code-line.marked")?.classList.remove("marked");
+  const target = code.querySelector(`.code-line[data-line="${Number(line)}"]`);
+  if (!target) return false;
+  target.classList.add("marked");
+  target.scrollIntoView({ block: "nearest" });
+  return true;
 }
 
 function paramsText(params) {

@@ -3,6 +3,7 @@ import { store, invalidate, selectRun, applySummary, isLive, serverNow } from ".
 import { startRun, stopRun } from "./socket.js";
 import { readParams, showParamError, hideParamError, step, SUMMARY_ID } from "./catalog.js";
 import { $, fmtDuration } from "./util.js";
+import * as topbar from "./topbar.js";
 
 const PREF_PRESENT = "mpdash.presentation";
 const PREF_THEME = "mpdash.theme";
@@ -58,6 +59,7 @@ export async function run() {
     return;
   }
   hideParamError();
+  topbar.closeParams();
   busy = true;
   $("run-btn").disabled = true;
   store.perf.runClickedAt = performance.now();
@@ -106,6 +108,7 @@ function onKey(e) {
 
 export function init() {
   applyLook();
+  topbar.init();
   $("run-btn").addEventListener("click", run);
   $("stop-btn").addEventListener("click", stop);
   $("params").addEventListener("submit", (e) => {
@@ -146,4 +149,5 @@ export function render(view) {
   const hz = store.system?.sample_hz;
   $("hz").textContent = hz ? `${hz} Hz` : "";
   $("hz").title = store.system ? `${store.system.cores} cores · ${store.system.cpu_model} · Python ${store.system.python}` : "";
+  topbar.render();
 }

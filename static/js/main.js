@@ -12,8 +12,10 @@ import * as messages from "./messages.js";
 import * as output from "./output.js";
 import * as code from "./code.js";
 import * as runs from "./runs.js";
+import * as stacks from "./stacks.js";
 import * as runhead from "./runhead.js";
 import * as highlight from "./highlight.js";
+import * as verdict from "./verdict.js";
 import * as history from "./history.js";
 import { $ } from "./util.js";
 
@@ -42,7 +44,9 @@ async function start() {
   charts.init();
   runs.init();
   highlight.init();
-  for (const panel of [catalog, controls, code, runs, runhead, charts, tree, timeline, pools, messages, output, history]) onDraw(panel.render);
+  verdict.init();
+  stacks.init();
+  for (const panel of [catalog, controls, verdict, code, runs, runhead, charts, tree, timeline, pools, messages, output, history, stacks]) onDraw(panel.render);
   onDraw(highlight.render);   // last: marks what the panels just drew
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store, invalidate, get charts() { return charts.exposed(); } };

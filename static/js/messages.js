@@ -1,6 +1,8 @@
 // What crossed between processes: per channel (queue, pipe) counts and depth over time, the
 // latest messages from → to, shared Value/Array cells as a grid that flashes when written,
-// and terminate() signals. Rendered from the generic Event shape; no lesson-specific text.
+// and terminate() signals, each pool's tasks (every task is a message out and one back, so one
+// item per task floods the pipes where a few big chunks do not). Rendered from the generic Event
+// shape; no lesson-specific text.
 import { $, el, colourOf, fmtNum, procBadge } from "./util.js";
 import { LineChart } from "./charts.js";
 
@@ -141,6 +143,11 @@ export function summarise(events) {
   const pairs = [];
   const cells = new Map();
   const signals = [];
+  const pools = new Map();        // pool channel -> {tasks, items (of the tasks sent one by one), workers}
+  const pool = (name) => {
+    if (!pools.has(name)) pools.set(name, { name, tasks: 0, counted: 0, items: 0, summarised: false, workers: new Set() });
+    return pools.get(name);
+  };
   const ch = (name, type) => {
     if (!channels.has(name)) channels.set(name, { name, type, sends: 0, recvs: 0, bytes: 0, depth: 0, ts: [], ds: [] });
     return channels.get(name);
@@ -187,7 +194,19 @@ export function summarise(events) {
         if (e.msg !== null && e.msg !== undefined) early.set(key, { pair: lone });
         pairs.push(lone);
       }
+    } else if (e.kind === "task_end" && e.channel) {
+      const p = pool(e.channel);
+      p.tasks += 1;
+      p.counted += 1;
+      p.items += e.items || 1;
+      p.workers.add(e.pid);
     } else if (e.kind === "traffic") {
+      if (e.tasks_ended && e.channel) {
+        const p = pool(e.channel);
+        p.tasks += e.tasks_ended;
+        p.summarised = true;
+        p.workers.add(e.pid);
+      }
       // A summary counts puts/gets (queue) or sends/recvs (pipe), its bytes in `size`; summaries
       // of shared writes and pool tasks are not channel traffic.
       const queued = (e.puts || 0) + (e.gets || 0);
@@ -226,7 +245,17 @@ export function summarise(events) {
       signals.push(e);
     }
   }
-  return { channels, pairs, cells, signals };
+  return { channels, pairs, cells, signals, pools };
+}
+
+function poolCard(p) {
+  // Items per task from the tasks reported one by one (a summary counts tasks, not items).
+  const per = p.counted ? p.items / p.counted : null;
+  const perText = per === null ? "" : ` · ${per >= 10 ? Math.round(per).toLocaleString("en") : fmtNum(per, per % 1 ? 1 : 0)} item${per === 1 ? "" : "s"} per task`;
+  return el("div", { class: "channel-card", "data-testid": "pool-tasks", "data-channel": p.name, "data-tasks": String(p.tasks) },
+    el("div", { class: "channel-name" }, p.name, el("span", { class: "sub" }, ` pool${p.summarised ? " · summarised" : ""}`)),
+    el("div", { class: "channel-stats num" },
+      `${p.tasks.toLocaleString("en")} task${p.tasks === 1 ? "" : "s"} on ${p.workers.size} worker${p.workers.size === 1 ? "" : "s"}${perText} · ${(2 * p.tasks).toLocaleString("en")} messages`));
 }
 
 function pairRow(pair, t0, procs) {
@@ -272,9 +301,10 @@ export function render(view) {
   if (!lastKey || lastKey.split(":")[0] !== view.rec.id) cellSeq.clear();
   lastKey = view.key;
   const procs = new Map(view.procs.map((p) => [p.pid, p]));
-  const { channels, pairs, cells, signals } = summarise(view.events);
+  const { channels, pairs, cells, signals, pools: poolTasks } = summarise(view.events);
   const { pools, rows: taskRows } = poolQueues(view.events, procs);
   const parts = [];
+  if (poolTasks.size) parts.push(el("div", { class: "channels" }, ...[...poolTasks.values()].map(poolCard)));
   if (channels.size || pools.size) {
     parts.push(el("div", { class: "channels" }, ...poolCards(pools), ...[...channels.values()].map((c) => el("div", { class: "channel-card", "data-testid": "channel", "data-channel": c.name },
       el("div", { class: "channel-name" }, c.name, el("span", { class: "sub" }, ` ${c.type}${c.summarised ? " · summarised" : ""}`)),

@@ -10,7 +10,7 @@ let everConnected = false;
 // their seq would skip what happened while it was away.
 let seqAtDisconnect = 0;
 
-const STREAM = ["run", "run_deleted", "proc", "metrics", "output", "event", "history"];
+const STREAM = ["run", "run_deleted", "proc", "metrics", "output", "event", "history", "stacks"];
 
 export function connect({ onHello } = {}) {
   socket = io({ transports: ["polling", "websocket"], reconnectionDelayMax: 2000 });

@@ -80,8 +80,8 @@ function newRecord(id) {
     process_count: 0, time_limit: null,
     full: false, loading: false, stale: false, pending: [],
     procs: new Map(), nextColour: 1,
-    output: [], events: [], frames: [], marks: [], output_dropped: 0,
-    lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0, version: 0,
+    output: [], events: [], frames: [], marks: [], output_dropped: 0, stacks: [],
+    lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0, lastStacksSeq: 0, version: 0,
   };
 }
 
@@ -150,6 +150,15 @@ function pushEvent(rec, ev) {
   if (ev.seq <= rec.lastEventSeq) return;
   rec.events.push(ev);
   rec.lastEventSeq = ev.seq;
+  rec.version += 1;
+}
+
+/** A stacks Snapshot (from the `stacks` message, the POST answer or the fetched Run). */
+export function pushStacks(rec, snap) {
+  if (snap.seq <= rec.lastStacksSeq) return;
+  rec.stacks.push(snap);
+  if (rec.stacks.length > 20) rec.stacks.shift();   // the server keeps as many (MAX_STACKS)
+  rec.lastStacksSeq = snap.seq;
   rec.version += 1;
 }
 
@@ -249,6 +258,7 @@ function applyDetail(rec, name, m) {
   if (name === "proc") upsertProc(rec, procFromMessage(m, rec));
   else if (name === "output") pushOutput(rec, m);
   else if (name === "event") pushEvent(rec, m);
+  else if (name === "stacks") pushStacks(rec, m);
   else if (name === "metrics") {
     if (isLive(rec)) pushFrame(rec, ownFrame(rec, m));
   }
@@ -262,6 +272,7 @@ export function mergeFetched(rec, data) {
   for (const l of data.output || []) pushOutput(rec, l);
   for (const e of data.events || []) pushEvent(rec, e);
   for (const f of data.metrics || []) pushFrame(rec, f);
+  for (const s of data.stacks || []) pushStacks(rec, s);
   if (data.marks) rec.marks = data.marks;
   if (data.output_dropped !== undefined) rec.output_dropped = data.output_dropped;
   rec.version += 1;
@@ -303,7 +314,7 @@ function trimFullRuns() {
   const full = runList().filter((r) => r.full && !isLive(r) && !keep.has(r.id));
   for (const rec of full.slice(MAX_FULL_RUNS)) {
     Object.assign(rec, { full: false, stale: false, procs: new Map(), nextColour: 1, output: [], events: [], frames: [],
-      marks: [], lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0 });
+      marks: [], stacks: [], lastOutSeq: 0, lastEventSeq: 0, lastFrameSeq: 0, lastStacksSeq: 0 });
   }
 }
 
@@ -346,6 +357,7 @@ export function viewOf(rec, scrub = null) {
     procs,
     output: byTime(rec.output, cut),
     events: byTime(rec.events, cut),
+    stacks: byTime(rec.stacks, cut),
     frames,
     lastFrame: frames.at(-1) || null,
     state: rec.state,

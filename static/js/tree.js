@@ -68,8 +68,11 @@ function fill(tr, p, depth, sample, peak, phase, view) {
   else delete tr.dataset.phase;
   tr.className = `st-${state}${p.end ? ` end-${p.end}` : ""}`;
   const name = p.name && p.role !== "main" ? el("span", { class: "pname" }, p.name) : null;
+  // stacks.js listens for clicks on this action (one listener for all rows)
+  const stack = state !== "exited" && store.role === "presenter" ? el("button", { type: "button", class: "row-action",
+    "data-testid": "proc-stacks", "data-pid": p.pid, title: "Where is this process? Take the run's stacks" }, "stack") : null;
   c.proc.replaceChildren(...[el("span", { class: "indent", style: { width: `${depth * 1.1}em` } }, depth ? "└ " : ""), procBadge(p), name,
-    phase ? el("span", { class: "phase-tag", "data-testid": "proc-phase", title: `started during the run's "${phase}" phase` }, phase) : null].filter(Boolean));
+    phase ? el("span", { class: "phase-tag", "data-testid": "proc-phase", title: `started during the run's "${phase}" phase` }, phase) : null, stack].filter(Boolean));
   const tags = [p.role];
   if (p.daemon) tags.push("daemon");
   if (p.orphan) tags.push("orphan");

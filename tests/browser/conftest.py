@@ -6,6 +6,7 @@ it makes, and the test fails if any of them is an error or leaves the server.
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ def browser():
 
 class PageWatch:
     """What a page did that a test must not tolerate: console errors, exceptions, requests
-    to anywhere but the server under test."""
+    to anywhere but the server under test. The one watcher of every browser test."""
 
     def __init__(self, page, base: str):
         self.base = urlsplit(base)
@@ -52,7 +53,7 @@ class PageWatch:
         url = urlsplit(request.url)
         if url.scheme in ("data", "blob", "about"):
             return
-        if (url.hostname, url.port) != (self.base.hostname, self.base.port) or url.hostname != "127.0.0.1":
+        if (url.hostname, url.port) != (self.base.hostname, self.base.port):
             self.foreign.append(request.url)
 
     def check(self):
@@ -60,15 +61,92 @@ class PageWatch:
         assert not self.foreign, f"requests left the server: {self.foreign}"
 
 
-def open_page(browser, base: str, viewport=None):
+def open_page(browser, base: str, viewport=None, url: str | None = None, lessons: bool = True):
+    """A fresh context and page at ``url`` (default: the server's page), connected."""
     context = browser.new_context(viewport=viewport or {"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(20_000)
     watch = PageWatch(page, base)
-    page.goto(base + "/")
-    page.wait_for_selector('[data-testid^="lesson-"] >> nth=0')
+    page.goto(url or base + "/")
+    if lessons:
+        page.wait_for_selector('[data-testid^="lesson-"] >> nth=0')
     page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
     return context, page, watch
+
+
+# ------------------------------------------------------------------ what a student does
+
+TERMINAL = ("finished", "failed", "stopped")
+
+
+def pick(page, lesson):
+    page.click(f'[data-testid="lesson-{lesson}"]')
+    page.wait_for_selector(f'#code[data-lesson="{lesson}"]')
+
+
+def set_param(page, name, value):
+    field = page.locator(f'[data-testid="param-{name}"]')
+    if not field.is_visible() and page.locator('[data-testid="params-toggle"]').is_visible():
+        page.click('[data-testid="params-toggle"]')   # the parameters folded into a popover
+    field.fill(str(value))
+
+
+def start(page, lesson, **params):
+    """Pick a lesson, fill in parameters, press Run."""
+    pick(page, lesson)
+    for name, value in params.items():
+        set_param(page, name, value)
+    page.click('[data-testid="run"]')
+
+
+def run_state(page) -> str:
+    return page.text_content('[data-testid="run-state"]').strip()
+
+
+def wait_state(page, states=TERMINAL, timeout=30_000):
+    try:
+        page.wait_for_function(
+            "states => states.includes(document.querySelector('[data-testid=run-state]').textContent.trim())",
+            arg=list(states), timeout=timeout)
+    except Exception:
+        shown = page.evaluate("""() => { const s = window.mpdash.store;
+            return {selected: s.selectedRun, seq: s.seq, connected: s.connected,
+                    runs: [...s.runs.values()].map(r => [r.id, r.state, r.seq, r.full, r.loading])}; }""")
+        raise AssertionError(f"state stayed {run_state(page)!r}; page: {shown}") from None
+    return run_state(page)
+
+
+def rows(page):
+    return page.eval_on_selector_all('[data-testid="proc-row"]', """els => els.map(e => ({
+        pid: +e.dataset.pid, role: e.dataset.role, state: e.dataset.state, end: e.dataset.end || null,
+        exitcode: e.dataset.exitcode === undefined ? null : +e.dataset.exitcode}))""")
+
+
+def wait_all_exited(page, n, timeout=15_000):
+    try:
+        page.wait_for_function(
+            """n => { const r = [...document.querySelectorAll('[data-testid=proc-row]')];
+                     return r.length >= n && r.every(e => e.dataset.state === 'exited' && e.dataset.exitcode !== undefined); }""",
+            arg=n, timeout=timeout)
+    except Exception:
+        raise AssertionError(f"not every process ended with a code: {rows(page)}") from None
+
+
+def result_of(page):
+    text = page.inner_text('[data-testid="result"]').strip()
+    return json.loads(text) if text else None
+
+
+def record_emits(page):
+    """From now on, every Socket.IO emit of the page is recorded (``emitted(page)``): how a
+    test proves a key press sent nothing, synchronously, instead of sleeping and hoping."""
+    page.evaluate("""() => { const s = window.mpdash.socket; const emit = s.emit.bind(s);
+        window.__emitted = [];
+        s.emit = (name, ...args) => { window.__emitted.push(name); return emit(name, ...args); }; }""")
+
+
+def emitted(page) -> list[str]:
+    return page.evaluate("window.__emitted")
 
 
 @pytest.fixture

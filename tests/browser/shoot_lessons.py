@@ -16,6 +16,7 @@ import requests
 from playwright.sync_api import sync_playwright
 
 from tests.browser.conftest import CHROMIUM_ARGS
+from tests.browser.test_page import set_param
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PARAMS = {"pool-map": {"spin": "0.2", "items": "9"}}
@@ -38,7 +39,7 @@ def shoot(base: str, only: list[str]) -> None:
             page.click(f'[data-testid="lesson-{lesson}"]')
             page.wait_for_selector(f'#code[data-lesson="{lesson}"]')
             for name, value in PARAMS.get(lesson, {}).items():
-                page.fill(f'[data-testid="param-{name}"]', value)
+                set_param(page, name, value)   # opens the folded parameters if need be
             before = page.locator('[data-testid="run-item"]').count()
             shown = page.evaluate("() => window.mpdash.store.selectedRun")
             page.click('[data-testid="run"]')
@@ -48,6 +49,7 @@ def shoot(base: str, only: list[str]) -> None:
                 return r && r.id !== shown && r.lesson === lesson && r.full && ["finished", "failed", "stopped"].includes(r.state); }}""", arg=[shown, lesson], timeout=120_000)
             page.wait_for_function(f"() => {TERMINAL}")
             page.wait_for_timeout(600)
+            page.keyboard.press("Escape")   # close the parameters popover, if it opened
             page.mouse.move(0, 0)
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(DOCS / "lessons" / f"{lesson}.png"), full_page=True)

@@ -6,12 +6,12 @@ Unlike test_page.py's viewer test, nothing here is faked: the roles come from th
 from __future__ import annotations
 
 import threading
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.browser.test_page import TERMINAL, pick, rows, set_param, wait_all_exited
+from tests.browser.conftest import (TERMINAL, emitted, open_page, pick, record_emits, rows,
+                                    run_state, set_param, wait_all_exited)
 
 pytestmark = pytest.mark.browser
 
@@ -36,34 +36,12 @@ def classroom(dashboard):
     thread.join(timeout=5)
 
 
-class Watch:
-    """Console errors, uncaught exceptions and requests that leave the server."""
-
-    def __init__(self, page, base):
-        self.base = urlsplit(base).netloc
-        self.errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-        page.on("request", self._request)
-
-    def _request(self, request):
-        url = urlsplit(request.url)
-        if url.scheme in ("http", "https", "ws", "wss") and url.netloc != self.base:
-            self.errors.append(f"left the server: {request.url}")
-
-
 def join(browser, url, base):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    watch = Watch(page, base)
-    page.goto(url)
-    page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
-    return context, page, watch
+    return open_page(browser, base, viewport={"width": 1400, "height": 900}, url=url,
+                     lessons=False)
 
 
-def state(page):
-    return page.text_content('[data-testid="run-state"]').strip()
+state = run_state
 
 
 def test_presenter_runs_viewers_watch(browser, classroom):
@@ -106,10 +84,11 @@ def test_presenter_runs_viewers_watch(browser, classroom):
         runs_before = requests.get(classroom + "/api/runs", timeout=5,
                                    headers={"Authorization": f"Bearer {PRESENTER}"}).json()
         student.locator("body").click(position={"x": 5, "y": 880})
+        record_emits(student)
         student.keyboard.press("r")
+        assert emitted(student) == []     # sent nothing (recorded synchronously, no sleep)
         denied = student.request.post(classroom + "/api/runs", data={"lesson": "pool-map"})
         assert denied.status == 403
-        student.wait_for_timeout(300)
         runs_after = requests.get(classroom + "/api/runs", timeout=5,
                                   headers={"Authorization": f"Bearer {PRESENTER}"}).json()
         assert [r["id"] for r in runs_after] == [r["id"] for r in runs_before]
@@ -127,7 +106,7 @@ def test_presenter_runs_viewers_watch(browser, classroom):
             assert text(late, tid) == text(teacher, tid) == text(student, tid)
         assert not late.locator('[data-testid="viewer-link"]').is_visible()
         for _, watch in opened:
-            assert not watch.errors, watch.errors
+            watch.check()
     finally:
         for ctx, _ in opened:
             ctx.close()

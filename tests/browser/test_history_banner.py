@@ -10,8 +10,7 @@ import pytest
 
 from mpdash.dashboard import Dashboard
 from mpdash.state import Limits
-from tests.browser.conftest import open_page
-from tests.browser.test_page import start, wait_state
+from tests.browser.conftest import open_page, start, wait_state
 from tests.leaks import assert_none_left
 
 pytestmark = pytest.mark.browser
@@ -29,7 +28,7 @@ def dashboard(data_folder):   # the conftest's app and live_server, with history
     dash = Dashboard(Limits(), data_dir=data_folder)
     yield dash
     dash.close()
-    assert_none_left(os.getpid())
+    assert_none_left(dash)
 
 
 def banner_text(page) -> str:

@@ -41,7 +41,7 @@ def many(browser):
     base = f"http://127.0.0.1:{server.server_port}"
     context, page, watch = open_page(browser, base, viewport=SCREEN)
     try:
-        run = dash.engine.start_command([sys.executable, SCRIPT, str(WORKERS)])
+        run = dash.engine.start_command([sys.executable, SCRIPT, str(WORKERS), str(TASKS), "2"])
         # The page follows the new run; it ends within a few seconds even on a loaded machine.
         page.wait_for_function("(id) => window.mpdash.store.selectedRun === id", arg=run.id, timeout=30_000)
         dash.engine.wait(run.id, timeout=90)

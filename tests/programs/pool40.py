@@ -1,14 +1,14 @@
-"""Forty pool workers on a small machine (issue 14): 400 short CPU tasks, one at a time each.
+"""A watched Pool(40) of short CPU-bound tasks (issue 14): forty workers on a small machine.
 
-Light on purpose (about 1 s of CPU in all): the browser tests watch it on two busy cores.
+python pool40.py [WORKERS] [TASKS] [SPIN_MS]
 """
 import sys
 import time
 from multiprocessing import Pool
 
 
-def spin(n):
-    deadline = time.perf_counter() + 0.002 * (1 + n % 3)   # 2-6 ms: uneven, so the bars differ
+def spin(n, ms):
+    deadline = time.perf_counter() + ms / 1000.0
     while time.perf_counter() < deadline:
         pass
     return n * n
@@ -16,6 +16,8 @@ def spin(n):
 
 if __name__ == "__main__":
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    tasks = int(sys.argv[2]) if len(sys.argv) > 2 else 1200
+    ms = float(sys.argv[3]) if len(sys.argv) > 3 else 2.0
     with Pool(workers) as pool:
-        results = pool.map(spin, range(400), chunksize=1)
+        results = pool.starmap(spin, [(n, ms) for n in range(tasks)], chunksize=1)
     print(sum(results))
