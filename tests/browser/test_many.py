@@ -51,10 +51,7 @@ def many(browser):
         data = dash.hub.snapshot(run)
         workers = sorted(p["pid"] for p in data["processes"] if p["role"] == "worker")
         assert len(workers) == WORKERS, data["processes"]
-        if not data.get("pools"):
-            # Until the server computes `pools` (issue 14 part A), the page is given the same shape
-            # built from the run's own task events: the panel is tested against real numbers.
-            page.evaluate(FIXTURE_POOLS, run.id)
+        assert [p["kind"] for p in data["pools"]] == ["Pool"], data["pools"]   # the server's pool insights
         page.wait_for_selector("[data-testid=pools] [data-testid=pool]", timeout=15_000)
         yield page, run.id, workers, data
         watch.check()
@@ -64,35 +61,6 @@ def many(browser):
         thread.join(timeout=5)
         dash.close()
         assert_none_left(os.getpid())
-
-
-# The Pool shape of docs/API.md from task_start/task_end events, for a server without `pools`.
-FIXTURE_POOLS = """(id) => { const s = window.mpdash.store, r = s.runs.get(id);
-    const open = new Map(), per = new Map(), times = [];
-    let first = Infinity, last = -Infinity, channel = null;
-    for (const e of r.events) {
-        if (e.kind === 'task_start') { open.set(`${e.pid}|${e.msg}`, e); channel = e.channel; }
-        if (e.kind !== 'task_end') continue;
-        const st = open.get(`${e.pid}|${e.msg}`); if (!st) continue;
-        const w = per.get(e.pid) || { pid: e.pid, thread: null, tasks: 0, items: 0, busy_s: 0, idle_s: 0 };
-        w.tasks += 1; w.items += 1; w.busy_s += e.t - st.t; per.set(e.pid, w);
-        times.push({ pid: e.pid, seconds: e.t - st.t, detail: st.detail });
-        first = Math.min(first, st.t); last = Math.max(last, e.t);
-    }
-    for (const p of r.procs.values()) if (p.role === 'worker' && !per.has(p.pid))
-        per.set(p.pid, { pid: p.pid, thread: null, tasks: 0, items: 0, busy_s: 0, idle_s: 0 });
-    const span = last - first, workers = [...per.values()].sort((a, b) => a.pid - b.pid);
-    for (const w of workers) w.idle_s = Math.max(0, span - w.busy_s);
-    const secs = times.map(t => t.seconds).sort((a, b) => a - b);
-    const q = (f) => secs[Math.min(secs.length - 1, Math.floor(f * secs.length))];
-    r.pools = [{ id: channel, kind: 'Pool', started_at: first, ended_at: last, span_s: span, workers,
-        tasks: times.length, items: times.length, timed: times.length,
-        busy: workers.reduce((a, w) => a + w.busy_s, 0) / (span * workers.length), cpu: null,
-        task_s: { mean: secs.reduce((a, b) => a + b, 0) / secs.length, p50: q(0.5), p95: q(0.95), max: secs.at(-1) },
-        dispatch_s: null, slowest: times.sort((a, b) => b.seconds - a.seconds).slice(0, 3) }];
-    r.version += 1;
-    window.mpdash.invalidate();
-}"""
 
 
 def test_past_12_processes_cpu_is_a_heatmap_with_the_busiest_few_as_lines(many):
@@ -167,6 +135,12 @@ def test_pool_panel_has_a_busy_idle_bar_per_worker(many):
         bar: n.querySelector('.pool-bar').getBoundingClientRect().width }))""")
     assert sorted(i["pid"] for i in info) == workers
     assert sum(i["tasks"] for i in info) == TASKS
+    # The bars are the server's numbers (the Run's `pools`), not the page's own guess.
+    pool = data["pools"][0]
+    server = {w["pid"]: w for w in pool["workers"]}
+    for i in info:
+        assert i["tasks"] == server[i["pid"]]["tasks"] and abs(i["busy"] - server[i["pid"]]["busy_s"]) < 1e-9
+    assert page.locator("[data-testid=pool]").get_attribute("data-pool") == pool["id"]
     # Each bar's solid part is the worker's busy share of the longest worker's time.
     longest = max(i["busy"] + i["idle"] for i in info)
     for i in info:
