@@ -237,6 +237,7 @@ export function render() {
   $("summary-card").hidden = !summary;
   $("lesson-card").hidden = summary;
   $("lesson-title").textContent = summary ? "Which lesson shows what" : lesson ? lesson.title : watched ? (watched.title || watched.command || "") : "";
+  $("lesson-title").title = $("lesson-title").textContent;   // the whole command, when the bar cuts it
   $("lesson-section").textContent = summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : watched ? "watched program" : "";
   if (!summary && formFor !== id) {
     formFor = id;
