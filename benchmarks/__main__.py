@@ -17,7 +17,7 @@ import traceback
 
 from benchmarks._common import ROOT, row
 
-ORDER = ["sampler", "glances", "latency", "cpu", "fanout", "observer", "stacks", "browser", "many"]
+ORDER = ["sampler", "glances", "latency", "cpu", "fanout", "observer", "stacks", "browser", "many", "page"]
 
 
 def machine() -> dict:

@@ -70,6 +70,25 @@ def _tasks(value, text, run):
     assert _number(r"went to (\d+) workers", text) == len(counts), (value, text)
 
 
+def _workers_end(value, text, run):
+    """pool-map: how the workers ended, counted by this test from the run's own exit codes."""
+    workers = [p for p in run["processes"] if p["role"] == "worker"]
+    exited = sum(1 for p in workers if p["exitcode"] == 0)
+    sigterm = sum(1 for p in workers if p["exitcode"] == -15)
+    assert value == f"{exited} exit 0 / {sigterm} SIGTERM", (value, workers)
+    if exited:
+        assert f"{exited} of {len(workers)} exited" in text, text
+    if sigterm:
+        assert f"{sigterm} of {len(workers)} w" in text and "SIGTERM" in text, text
+
+
+def _before_after(value, text, run):
+    """shared-memory: 5 before the child wrote, the result's num after."""
+    assert value == f"5 -> {run['result']['num']}", value
+    assert f"num 5 → {run['result']['num']}" in text, text
+    assert f"→ {run['result']['arr'][:8]}" in text, text
+
+
 def _daemon(value, text, run):
     daemon = next(p for p in run["processes"] if p["daemon"])
     assert f"exit code {daemon['exitcode']}" in text, text
@@ -124,6 +143,8 @@ SHOWN = {
                                      else None if t.startswith("No update of ")
                                      else pytest.fail(t)),
     "tasks_per_worker": _tasks,
+    "workers_end": _workers_end,
+    "before_after": _before_after,
     "daemon_terminated": _daemon,
     "nondaemon_completed": _nondaemon,
     "crashed_exitcode": _shows(r"exit code (-?\d+)"),
@@ -132,9 +153,9 @@ SHOWN = {
     "start_ms_fork": _shows(r"in ([\d.]+) ms", tolerance=0.051),
     "start_ms_forkserver": _shows(r"took ([\d.]+) ms", tolerance=0.051),
     "start_ms_spawn": _shows(r"took ([\d.]+) ms", tolerance=0.051),
-    "pipe_mb_s": _shows(r"moved ([\d,]+) MB/s", tolerance=0.5),
-    "queue_mb_s": _shows(r"moved ([\d,]+) MB/s", tolerance=0.5),
-    "shared_mb_s": _shows(r"at ([\d,]+) MB/s", tolerance=0.5),
+    "pipe_mb_s": _shows(r"moved ([\d,]+) MiB/s", tolerance=0.5),
+    "queue_mb_s": _shows(r"moved ([\d,]+) MiB/s", tolerance=0.5),
+    "shared_mb_s": _shows(r"at ([\d,]+) MiB/s", tolerance=0.5),
 }
 
 

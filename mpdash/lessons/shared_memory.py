@@ -23,16 +23,12 @@ def main(ctx, length=3, start_method="fork"):
                                   f"+10 landed in memory both processes map.", headline=True)
     ctx.finding("before_after", f"{before[0]} -> {num.value}",
                 f"Read by the parent before start() and after join(): num {before[0]} → "
-                f"{num.value}, arr {_short(before[1])} → {_short(arr[:])}.")
+                f"{num.value}, arr {before[1][:8]} → {arr[:8]}"
+                f"{' (its first 8 cells)' if length > 8 else ''}.")
     return {"num": num.value, "arr": arr[:]}
 
 
 from mpdash.lessons import Lesson, Param, start_method_param  # noqa: E402
-
-
-def _short(cells, shown=8):
-    """A finding names a long Array by its first cells."""
-    return str(cells) if len(cells) <= shown else f"[{', '.join(map(str, cells[:shown]))}, …]"
 
 
 LESSON = Lesson(

@@ -239,6 +239,7 @@ export function render() {
   $("summary-card").hidden = !summary;
   $("lesson-card").hidden = summary;
   $("lesson-title").textContent = watched ? watched.title || "a program" : summary ? "Which lesson shows what" : lesson ? lesson.title : "";
+  $("lesson-title").title = $("lesson-title").textContent;   // the whole command, when the bar cuts it
   $("lesson-section").textContent = watched ? "watched program" : summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : "";
   if (!summary && formFor !== id) {
     formFor = id;

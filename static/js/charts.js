@@ -8,6 +8,9 @@ import { store, LIVE_WINDOW_S, serverNow, highlighted } from "./store.js";
 import { look } from "./controls.js";
 import { $, el, colourOf, cssVar, fmtNum, ROUND_INCRS, decimalsOf } from "./util.js";
 import { phases } from "./phases.js";
+import { Heatmap } from "./heatmap.js";
+import { MANY } from "./groups.js";
+import { treeOrder } from "./tree.js";
 
 // Which way a step goes: -1 = the value describes the interval that ends at its sample (CPU %
 // since the previous sample), 1 = it holds from its sample until the next (a reading, RSS).
@@ -142,8 +145,10 @@ class LineChart {
   }
 }
 
-let cores, procCpu, procMem;
+let cores, procCpu, procMem, heatmap, heatHost;
 const legends = {};
+const notes = {};
+const FEW = 5;   // past MANY processes, the lines kept: the busiest few (the heatmap has them all)
 
 export function init() {
   cores = new LineChart($("chart-cpu-cores"), { yUnit: " %", yFloor: 100, height: 130, step: INTERVAL });
@@ -154,8 +159,12 @@ export function init() {
     const wrap = el("div", { class: "chart-cell" });
     host.replaceWith(wrap);
     legends[id] = el("div", { class: "legend", "data-testid": "legend", "data-chart": id, role: "group", "aria-label": `legend of ${label}` });
-    wrap.append(el("div", { class: "chart-label" }, label), host, legends[id]);
+    notes[id] = el("div", { class: "chart-note", "data-testid": "chart-note" });
+    wrap.append(el("div", { class: "chart-label" }, label), host, legends[id], notes[id]);
   }
+  heatHost = el("div", { class: "heatmap", hidden: true });
+  notes["chart-proc-cpu"].after(heatHost);
+  heatmap = new Heatmap(heatHost);
   const coresHost = $("chart-cpu-cores");
   legends.cores = el("div", { class: "legend cores-legend", "data-testid": "cores-legend" });
   coresHost.after(legends.cores);
@@ -326,34 +335,114 @@ function legendFor(id, view, procs, sampled) {
   }));
 }
 
-function drawProcs(view, frames, xRange) {
-  const procs = [...view.procs].sort((a, b) => a.colour - b.colour);
-  const series = procs.map((p) => ({ id: p.pid, label: `${p.pid}`, ...colourOf(p.colour) }));
-  const x = frames.map((f) => f.t - view.t0);
-  const cpu = [x];
-  const mem = [x];
-  const sampled = new Set();
-  for (const f of view.frames) for (const pid of f.pid) sampled.add(pid);
-  for (const p of procs) {
-    const c = [];
-    const m = [];
-    for (const f of frames) {
-      const i = f.pid.indexOf(p.pid);
-      c.push(i < 0 ? null : f.cpu[i]);
+/**
+ * Each reading's slot: a small integer per pid, fixed for the run, cached on the frame (frames
+ * never change once stored). Past a few dozen processes, per-draw loops over 600 frames × 256
+ * readings are typed-array indexing instead of Map lookups.
+ */
+export function slotsOf(rec, f) {
+  if (f._slots) return f._slots;
+  const m = rec._slot || (rec._slot = new Map());
+  const out = new Int32Array(f.pid.length);
+  for (let i = 0; i < f.pid.length; i++) {
+    let s = m.get(f.pid[i]);
+    if (s === undefined) m.set(f.pid[i], (s = m.size));
+    out[i] = s;
+  }
+  f._slots = out;
+  return out;
+}
+
+function slotOf(rec, pid) {
+  const m = rec._slot || (rec._slot = new Map());
+  let s = m.get(pid);
+  if (s === undefined) m.set(pid, (s = m.size));
+  return s;
+}
+
+/** The cpu and rss columns (one value per frame, null where not sampled) of a few pids. */
+function columns(rec, frames, pids) {
+  const want = new Int32Array(Math.max(1, (rec._slot?.size || 0) + pids.length)).fill(-1);
+  pids.forEach((pid, k) => { want[slotOf(rec, pid)] = k; });
+  const cpu = pids.map(() => new Array(frames.length).fill(null));
+  const rss = pids.map(() => new Array(frames.length).fill(null));
+  frames.forEach((f, j) => {
+    const slots = slotsOf(rec, f);
+    for (let i = 0; i < slots.length; i++) {
+      const k = slots[i] < want.length ? want[slots[i]] : -1;
+      if (k < 0) continue;
+      cpu[k][j] = f.cpu[i];
       // A process caught while exiting (a zombie, or one releasing its memory) reads 0: no
       // running Python has 0 KiB resident, so that is "no reading", not a drop to 0 MiB.
-      m.push(i < 0 || !f.rss[i] ? null : f.rss[i] / 1024);
+      rss[k][j] = f.rss[i] ? f.rss[i] / 1024 : null;
     }
-    cpu.push(c);
-    mem.push(m);
+  });
+  return { cpu, rss };
+}
+
+/** Indices of the `few` largest by score (ties: the earlier colour), in their first order. */
+function topFew(scores, few) {
+  return scores.map((v, k) => [v, k]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, few).map((x) => x[1]).sort((a, b) => a - b);
+}
+
+/** Per pid over the frames: mean CPU and peak RSS, one pass over typed arrays. */
+function scores(rec, frames, procs) {
+  for (const p of procs) slotOf(rec, p.pid);
+  const n = rec._slot.size;
+  const sum = new Float64Array(n), count = new Uint32Array(n), peak = new Float64Array(n);
+  for (const f of frames) {
+    const slots = slotsOf(rec, f);
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i];
+      sum[s] += f.cpu[i] || 0;
+      count[s] += 1;
+      if (f.rss[i] > peak[s]) peak[s] = f.rss[i];
+    }
   }
+  const at = (pid) => rec._slot.get(pid);
+  return { mean: (pid) => (count[at(pid)] ? sum[at(pid)] / count[at(pid)] : 0), peak: (pid) => peak[at(pid)] };
+}
+
+function drawProcs(view, frames, xRange) {
+  const procs = [...view.procs].sort((a, b) => a.colour - b.colour);
+  const x = frames.map((f) => f.t - view.t0);
+  const many = procs.length > MANY;
+  // Which processes were ever sampled (a legend says "not sampled" of one that never was, and
+  // the chart marks its life): one typed pass over the run's frames by slot.
+  const seen = new Uint8Array(procs.length ? Math.max(...procs.map((p) => slotOf(view.rec, p.pid))) + 1 : 1);
+  for (const f of view.frames) for (const sl of slotsOf(view.rec, f)) if (sl < seen.length) seen[sl] = 1;
+  const sampled = new Set(procs.filter((p) => seen[slotOf(view.rec, p.pid)]).map((p) => p.pid));
+  // Past MANY processes, forty tangled lines say nothing: the heatmap shows every process, the
+  // lines only the busiest few over the window shown (memory: the largest few).
+  let cpuIdx = procs.map((_, k) => k);
+  let memIdx = cpuIdx;
+  if (many) {
+    const sc = scores(view.rec, frames, procs);
+    cpuIdx = topFew(procs.map((p) => sc.mean(p.pid)), FEW);
+    memIdx = topFew(procs.map((p) => sc.peak(p.pid)), FEW);
+  }
+  const wanted = [...new Set([...cpuIdx, ...memIdx])];
+  const cols = columns(view.rec, frames, wanted.map((k) => procs[k].pid));
+  const at = new Map(wanted.map((k, j) => [k, j]));
+  const cpu = cpuIdx.map((k) => cols.cpu[at.get(k)]);
+  const rss = memIdx.map((k) => cols.rss[at.get(k)]);
+  const seriesOf = (idx) => idx.map((k) => ({ id: procs[k].pid, label: `${procs[k].pid}`, ...colourOf(procs[k].colour) }));
   const lives = procs.filter((p) => !sampled.has(p.pid)).map((p) => ({
     a: (p.started_at ?? view.t0) - view.t0, b: (p.ended_at ?? view.tNow) - view.t0, colour: colourOf(p.colour).colour }));
   procCpu.lives = procMem.lives = lives;
-  procCpu.update(series, cpu, xRange);
-  procMem.update(series, mem, xRange);
-  legendFor("chart-proc-cpu", view, procs, sampled);
-  legendFor("chart-proc-mem", view, procs, sampled);
+  procCpu.update(seriesOf(cpuIdx), [x, ...cpu], xRange);
+  procMem.update(seriesOf(memIdx), [x, ...rss], xRange);
+  legendFor("chart-proc-cpu", view, cpuIdx.map((k) => procs[k]), sampled);
+  legendFor("chart-proc-mem", view, memIdx.map((k) => procs[k]), sampled);
+  const more = procs.length - FEW;
+  notes["chart-proc-cpu"].textContent = many ? `The ${FEW} busiest of ${procs.length} processes as lines; every process below, one row each (colour = CPU %).` : "";
+  notes["chart-proc-mem"].textContent = many ? `The ${FEW} largest of ${procs.length} processes (${more} more not drawn).` : "";
+  heatHost.hidden = !many;
+  if (many) {
+    const rows = treeOrder(view.procs).map(({ p }) => ({ pid: p.pid, slot: slotOf(view.rec, p.pid), label: `${p.pid} ${p.role === "main" ? "main" : p.name || p.role}` }));
+    const bb = procCpu.plot?.bbox, dpr = window.devicePixelRatio || 1;
+    heatmap.draw(rows, frames, view.t0, xRange, bb ? { left: bb.left / dpr, width: bb.width / dpr } : null, (f) => slotsOf(view.rec, f));
+  }
 }
 
 // The rate frames really arrive at (a busy machine takes fewer, births add some), measured over
@@ -385,6 +474,8 @@ export function render(view) {
     procCpu.lives = procMem.lives = [];
     procCpu.update([], [[]], [0, LIVE_WINDOW_S]);
     procMem.update([], [[]], [0, LIVE_WINDOW_S]);
+    heatHost.hidden = true;
+    for (const n of Object.values(notes)) n.textContent = "";
     for (const id of ["chart-proc-cpu", "chart-proc-mem"]) {
       legends[id].replaceChildren();
       legends[id].dataset.key = "";
@@ -401,7 +492,7 @@ export function render(view) {
 /** The page's charts, read-only for tests (window.mpdash.charts): plot, series ids. */
 export function exposed() {
   const one = (c) => (c ? { plot: c.plot, ids: c.series.map((s) => String(s.id)), focused: c.focused } : null);
-  return { cores: one(cores), cpu: one(procCpu), mem: one(procMem) };
+  return { cores: one(cores), cpu: one(procCpu), mem: one(procMem), heatmap };
 }
 
 export { LineChart, coreColour, visibleFrames };

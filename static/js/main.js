@@ -7,6 +7,7 @@ import * as controls from "./controls.js";
 import * as charts from "./charts.js";
 import * as tree from "./tree.js";
 import * as timeline from "./timeline.js";
+import * as pools from "./pools.js";
 import * as messages from "./messages.js";
 import * as output from "./output.js";
 import * as code from "./code.js";
@@ -47,10 +48,10 @@ async function start() {
   highlight.init();
   verdict.init();
   stacks.init();
-  for (const panel of [catalog, pythons, controls, program, verdict, code, runs, runhead, charts, tree, timeline, messages, output, history, stacks]) onDraw(panel.render);
+  for (const panel of [catalog, pythons, controls, program, verdict, code, runs, runhead, charts, tree, timeline, pools, messages, output, history, stacks]) onDraw(panel.render);
   onDraw(highlight.render);   // last: marks what the panels just drew
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
-  window.mpdash = { store, get charts() { return charts.exposed(); } };
+  window.mpdash = { store, invalidate, get charts() { return charts.exposed(); } };
   const [system] = await Promise.all([
     fetch("/api/system").then((r) => (r.ok ? r.json() : null)).catch(() => null),
     catalog.loadLessons(),

@@ -43,19 +43,23 @@ function draw() {
   scheduled = false;
   const t0 = performance.now();
   const view = currentView();
+  const panelMs = [];
   for (const fn of listeners) {
+    const a = performance.now();
     try {
       fn(view);
     } catch (err) {
       // One broken panel must not blank the others; surface it for the developer.
       console.error("panel draw failed", err);
     }
+    panelMs.push(performance.now() - a);
   }
   const ms = performance.now() - t0;
   const p = store.perf;
   p.draws += 1;
   p.drawMs += ms;
   p.lastDrawMs = ms;
+  p.panelMs = panelMs;   // per panel, in onDraw order (benchmarks/bench_page.py names them)
   p.drawMsMax = Math.max(p.drawMsMax, ms);
 }
 
@@ -72,7 +76,7 @@ export function isLive(rec) {
 function newRecord(id) {
   return {
     id, lesson: null, title: "", params: {}, kind: "lesson", command: null, state: "starting",
-    started_at: null, ended_at: null, result: null, findings: [], error: null, seq: 0,
+    started_at: null, ended_at: null, result: null, findings: [], pools: [], error: null, seq: 0,
     process_count: 0, time_limit: null, process_limit: null, rss_limit: null, cwd: null,
     python: null, source: null,
     full: false, loading: false, stale: false, pending: [],
@@ -91,7 +95,7 @@ export function ensureRun(id) {
   return rec;
 }
 
-const SUMMARY_FIELDS = ["lesson", "title", "params", "kind", "command", "state", "started_at",
+const SUMMARY_FIELDS = ["lesson", "title", "params", "kind", "command", "state", "started_at", "pools",
   "ended_at", "result", "findings", "error", "process_count", "time_limit", "process_limit",
   "rss_limit", "cwd", "python"];
 

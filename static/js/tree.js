@@ -4,8 +4,10 @@
 import { store } from "./store.js";
 import { $, el, endBadge, fmtNum, fmtBytesKiB, fmtDuration, stateWord, stateText, procBadge } from "./util.js";
 import { phases } from "./phases.js";
+import { groupsOf, isOpen, toggle, endingsText, worstEnd } from "./groups.js";
 
 const rows = new Map();   // pid -> <tr>
+const groupRows = new Map();   // group id -> <tr>
 let shownRun = null;
 
 /** Processes in tree order (depth-first from the roots), each with its depth. */
@@ -104,25 +106,93 @@ function fill(tr, p, depth, sample, peak, phase, view) {
     el("span", { class: "shape", "aria-hidden": "true" }, badge.shape), " ", badge.word) : "");
 }
 
-/** Each pid's latest sample (the last frame it appears in) and its peaks over all frames. */
-function readings(frames) {
-  const latest = new Map();
-  const peaks = new Map();
-  for (let k = frames.length - 1; k >= 0; k--) {
+// Readings are folded in as frames arrive (a live run of 256 processes holds 600 frames of 256
+// readings: a full pass every draw cost more than the rest of the tree). A shorter or different
+// prefix (a replay moved back, another run) starts over.
+let folded = { run: null, n: 0, last: null, latest: new Map(), peaks: new Map(), life: new Map() };
+
+/** Each pid's latest sample, its peaks, and its CPU integral (% × s) with its first/last time. */
+function readings(view) {
+  const frames = view.frames;
+  let c = folded;
+  if (c.run !== view.rec.id || frames.length < c.n || (c.n && frames[c.n - 1] !== c.last)) {
+    c = folded = { run: view.rec.id, n: 0, last: null, latest: new Map(), peaks: new Map(), life: new Map() };
+  }
+  for (let k = c.n; k < frames.length; k++) {
     const f = frames[k];
+    const dt = k ? Math.max(0, f.t - frames[k - 1].t) : 0;
     for (let i = 0; i < f.pid.length; i++) {
       const pid = f.pid[i];
-      if (!latest.has(pid)) {
-        latest.set(pid, { cpu: f.cpu[i], rss: f.rss[i], core: f.core[i], status: f.status[i], threads: f.threads[i], running: f.running?.[i] });
-      }
-      const pk = peaks.get(pid) || { cpu: 0, rss: 0, threads: 0 };
+      c.latest.set(pid, { cpu: f.cpu[i], rss: f.rss[i], core: f.core[i], status: f.status[i], threads: f.threads[i], running: f.running?.[i] });
+      let pk = c.peaks.get(pid);
+      if (!pk) c.peaks.set(pid, (pk = { cpu: 0, rss: 0, threads: 0 }));
       pk.cpu = Math.max(pk.cpu, f.cpu[i] || 0);
       pk.rss = Math.max(pk.rss, f.rss[i] || 0);   // a zombie's 0 never wins
       pk.threads = Math.max(pk.threads, f.threads[i] || 0);
-      peaks.set(pid, pk);
+      let lf = c.life.get(pid);
+      if (!lf) c.life.set(pid, (lf = { cpuS: 0, first: f.t - dt, last: f.t }));
+      lf.cpuS += (f.cpu[i] || 0) * dt;
+      lf.last = f.t;
     }
   }
-  return { latest, peaks };
+  c.n = frames.length;
+  c.last = frames.at(-1) || null;
+  return c;
+}
+
+/**
+ * The workers' CPU added up (% of one core): `now` their latest readings summed (the living
+ * ones), `mean` their CPU time over the span from the first one's first sample to the last
+ * one's last: 40 workers on 2 cores never read above 200.
+ */
+function groupCpu(r, members) {
+  let now = 0, cpuS = 0, first = Infinity, last = -Infinity;
+  for (const p of members) {
+    const lf = r.life.get(p.pid);
+    if (!lf) continue;
+    cpuS += lf.cpuS;
+    first = Math.min(first, lf.first);
+    last = Math.max(last, lf.last);
+    if (p.ended_at === null || p.ended_at === undefined) now += r.latest.get(p.pid)?.cpu || 0;
+  }
+  return { now, mean: last > first ? cpuS / (last - first) : null };
+}
+
+/** The row standing for a pool's workers: count, how they ended, their CPU together. */
+function fillGroup(tr, g, members, depth, view, r) {
+  const open = isOpen(g.id);
+  const alive = members.filter((p) => p.ended_at === null || p.ended_at === undefined).length;
+  const cpu = groupCpu(r, members);
+  const c = tr._cells;
+  tr.dataset.group = g.id;
+  tr.dataset.count = members.length;
+  tr.dataset.alive = alive;
+  tr.dataset.open = open;
+  tr.className = "proc-group-row";
+  const button = el("button", {
+    type: "button", class: "group-toggle", "aria-expanded": String(open), "data-testid": "proc-group-toggle",
+    title: open ? "show them as one row" : "show each worker", onclick: () => toggle(g.id),
+  }, el("span", { class: "caret", "aria-hidden": "true" }, open ? "▾" : "▸"), ` ${members.length} workers`);
+  c.proc.replaceChildren(el("span", { class: "indent", style: { width: `${depth * 1.1}em` } }, depth ? "└ " : ""), button,
+    el("span", { class: "pname" }, g.label));
+  c.role.textContent = "pool workers";
+  c.method.textContent = members[0]?.start_method || "–";
+  c.state.replaceChildren(el("span", { class: `state-pill sp-${alive ? "running" : "exited"}` }, alive ? `${alive} alive` : "all exited"));
+  // Live: what they use together now; after: their mean over the group's life (% of one core).
+  c.cpu.textContent = alive ? `Σ ${fmtNum(cpu.now, 0)}` : `Σ ${fmtNum(cpu.mean, 0)}`;
+  c.cpu.title = alive ? "the workers' CPU % added up (100 = one core), last sample" : "the workers' CPU % added up, averaged over their life (100 = one core)";
+  c.rss.textContent = "–";
+  c.core.textContent = c.threads.textContent = "–";
+  const start = Math.min(...members.map((p) => p.started_at ?? view.t0));
+  const end = alive ? view.tNow : Math.max(...members.map((p) => p.ended_at));
+  c.lived.textContent = fmtDuration(Math.max(0, end - start));
+  c.lived.title = "from the first worker's start to the last one's end";
+  const worst = worstEnd(members);
+  const badge = worst ? endBadge(worst) : null;
+  const ends = endingsText(members);
+  tr.dataset.ends = ends;
+  c.end.replaceChildren(el("span", { class: `end-badge ${badge ? badge.cls : ""}`, "data-testid": "proc-group-ends" },
+    badge ? el("span", { class: "shape", "aria-hidden": "true" }, badge.shape) : null, badge ? " " : null, ends));
 }
 
 export function render(view) {
@@ -130,29 +200,65 @@ export function render(view) {
   const runId = view?.rec.id ?? null;
   if (runId !== shownRun) {
     rows.clear();
+    groupRows.clear();
     body.replaceChildren();
     shownRun = runId;
   }
   if (!view) return;
-  const { latest, peaks } = readings(view.frames);
+  const r = readings(view);
+  const { latest, peaks } = r;
   const phaseOf = phases(view);
   const ordered = treeOrder(view.procs);
-  const wanted = new Set(ordered.map((o) => o.p.pid));
+  const { groups, groupOf } = groupsOf(view);
+  const byPid = new Map(view.procs.map((p) => [p.pid, p]));
+  // What is shown, in order: a group's row where its first worker was, its workers under it
+  // only when it is open.
+  const shown = [];
+  const placed = new Set();
+  for (const o of ordered) {
+    const gid = groupOf.get(o.p.pid);
+    if (gid === undefined) { shown.push(o); continue; }
+    if (!placed.has(gid)) {
+      placed.add(gid);
+      shown.push({ group: groups.get(gid), depth: o.depth });
+    }
+    if (isOpen(gid)) shown.push({ ...o, depth: o.depth + 1 });
+  }
+  const wanted = new Set(shown.filter((o) => o.p).map((o) => o.p.pid));
   for (const [pid, tr] of rows) {
     if (!wanted.has(pid)) {
       tr.remove();
       rows.delete(pid);
     }
   }
-  ordered.forEach(({ p, depth }, i) => {
-    let tr = rows.get(p.pid);
-    if (!tr) {
-      tr = makeRow();
-      rows.set(p.pid, tr);
+  for (const [gid, tr] of groupRows) {
+    if (!placed.has(gid)) {
+      tr.remove();
+      groupRows.delete(gid);
     }
-    fill(tr, p, depth, latest.get(p.pid), peaks.get(p.pid), phaseOf.get(p.pid), view);
+  }
+  shown.forEach((o, i) => {
+    let tr;
+    if (o.group) {
+      tr = groupRows.get(o.group.id);
+      if (!tr) {
+        tr = makeRow();
+        tr.setAttribute("data-testid", "proc-group");
+        groupRows.set(o.group.id, tr);
+      }
+      fillGroup(tr, o.group, o.group.pids.map((pid) => byPid.get(pid)), o.depth, view, r);
+    } else {
+      tr = rows.get(o.p.pid);
+      if (!tr) {
+        tr = makeRow();
+        rows.set(o.p.pid, tr);
+      }
+      fill(tr, o.p, o.depth, latest.get(o.p.pid), peaks.get(o.p.pid), phaseOf.get(o.p.pid), view);
+      tr.classList.toggle("in-group", groupOf.has(o.p.pid));
+    }
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
+  while (body.children.length > shown.length) body.lastElementChild.remove();
   notePerf(view);
 }
 

@@ -398,6 +398,11 @@ def test_a_process_looks_the_same_in_every_panel(page):
     # by an underline bar: every panel's badge must carry it, or two processes look identical.
     start(page, "pool-map", workers=16, items=16)
     assert wait_state(page) == "finished"
+    # Past 12 processes (issue 14) the workers are one group row in the tree and the timeline:
+    # opened (the tree's and the timeline's open together), every worker has its row and lane again.
+    page.click("#proc-rows [data-testid=proc-group-toggle]")
+    for where in ("#proc-rows", "#timeline"):
+        page.wait_for_selector(f"{where} [data-testid=proc-group][data-open=true]")
     wait_all_exited(page, 17)
     page.wait_for_selector('#timeline .tl-lane >> nth=16')
     chips = page.evaluate("""() => [...document.querySelectorAll('[data-testid=proc-badge]')].map(c =>
