@@ -45,7 +45,10 @@ def main() -> None:
 
     @app.post("/bench/watch")
     def watch():
-        run = dash.engine.start_command(list(request.json["argv"]), cwd=PROJECT_ROOT)
+        # A watched program has its own process limit (default max(256, 8 x cores)): the
+        # benchmarks' 256 workers plus their main would pass it.
+        run = dash.engine.start_command(list(request.json["argv"]), cwd=PROJECT_ROOT,
+                                        max_procs=dash.hub.limits.max_processes)
         return jsonify({"id": run.id})
 
     @app.get("/bench/threads")

@@ -14,7 +14,7 @@ import sys
 
 from mpdash import lessons, serving
 from mpdash.serving import EXIT_BAD_ARGS, EXIT_OK, EXIT_RUN_FAILED
-from mpdash.watch import watch
+from mpdash.watch import byte_size, process_count, watch
 
 
 def build_parser(prog: str = "mpdash") -> argparse.ArgumentParser:
@@ -45,6 +45,11 @@ def build_parser(prog: str = "mpdash") -> argparse.ArgumentParser:
                        help="with --exit: print the run object (the program's output goes to stderr)")
     watch.add_argument("--timeout", type=serving.positive_seconds, default=None, metavar="S",
                        help="stop the program after S seconds (default: no limit)")
+    watch.add_argument("--max-procs", type=process_count, default=None, metavar="N",
+                       help="stop the program past N live processes (default: max(256, 8 x cores))")
+    watch.add_argument("--max-rss", type=byte_size, default=None, metavar="SIZE",
+                       help="stop the program once its processes hold more than SIZE of RSS "
+                            "together, e.g. 512M or 4G (default: no limit)")
     watch.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND",
                        help="the program and its arguments, after --")
     return parser

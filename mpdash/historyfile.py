@@ -52,7 +52,14 @@ CREATE TABLE IF NOT EXISTS stacks (
 """
 _TABLES = ("runs", "procs", "lines", "events", "frames", "stacks")
 _SUMMARY_FIELDS = ("lesson", "title", "params", "kind", "command", "python", "state", "started_at",
-                   "ended_at", "result", "findings", "pools", "error", "seq", "time_limit")
+                   "ended_at", "result", "findings", "pools", "error", "seq", "time_limit",
+                   "process_limit", "rss_limit", "cwd", "source")
+
+
+def run_record(run: Run) -> dict:
+    """What is kept of a run besides its details: its summary plus a watched program's source
+    (kept out of the summary, which every viewer receives for every run)."""
+    return {**run.summary(), "source": run.source}
 
 
 def _dumps(value) -> str:
@@ -266,7 +273,7 @@ class HistoryFile:
         db.execute("BEGIN")
         try:
             db.execute("UPDATE runs SET state = ?, summary = ? WHERE id = ?",
-                       (run.state, _dumps(run.summary()), run.id))
+                       (run.state, _dumps(run_record(run)), run.id))
             db.executemany("UPDATE procs SET data = ? WHERE run = ? AND pid = ?",
                            [(_dumps(p.to_json()), run.id, p.pid) for p in run.processes.values()])
             db.execute("COMMIT")

@@ -32,9 +32,10 @@ def new_run_id() -> str:
 @dataclass
 class Limits:
     max_runs: int = 4                  # concurrent runs
-    max_processes: int = 64            # live processes over all runs, helpers included
-    run_seconds: float = 120.0         # per lesson run (watch: none unless --timeout)
-    run_rss_bytes: int = 2 << 30       # RSS summed over one run's processes
+    # A lesson's limits; a watched program has its own (engine/limits.py, watch --max-procs...).
+    max_processes: int = 64            # live processes over all lesson runs, helpers included
+    run_seconds: float = 120.0         # per lesson run
+    run_rss_bytes: int = 2 << 30       # RSS summed over one lesson run's processes
     stop_grace: float = 1.0            # SIGTERM, then SIGKILL after this long
     # Kernel cap per run where cgroups are on (pids.max). It counts threads too, so it sits well
     # above max_processes: it is there to stop a fork bomb dead, the process limit to explain it.
@@ -44,6 +45,8 @@ class Limits:
     # at +10 the observer keeps up. The run still gets every idle cycle. 0: unchanged. Lessons
     # are not niced (engine/launch.py): their speedups must not lose to other programs.
     run_nice: int = 10
+    # A watched program's pids.max: max(run_tasks, this x its process limit) (engine.limits).
+    tasks_per_process: int = 8
 
     def to_json(self) -> dict:
         return {"max_runs": self.max_runs, "max_processes": self.max_processes,
@@ -104,6 +107,8 @@ class Run:
     kind: str = "lesson"               # "lesson" or "watch"
     command: list | None = None        # watch: the user's command line
     python: dict | None = None         # the main's interpreter: version, executable, gil_enabled...
+    cwd: str | None = None             # watch: the folder the program ran in
+    source: dict | None = None         # watch: {path, text, truncated} of the script it ran
     state: str = "starting"
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
@@ -120,6 +125,8 @@ class Run:
     stacks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_STACKS))
     output_dropped: int = 0
     time_limit: float | None = None
+    process_limit: int | None = None   # live processes; a lesson's counts every lesson's
+    rss_limit: int | None = None       # bytes of RSS summed over the run; None: no limit
     # Engine-side bookkeeping, never sent.
     main_pid: int | None = None
     stop_reason: str | None = None     # set once Stop or a limit decided to end the run
@@ -142,13 +149,15 @@ class Run:
             "result": self.result, "findings": self.findings, "pools": self.pools,
             "error": self.error,
             "seq": self.seq, "process_count": len(self.processes),
-            "time_limit": self.time_limit,
+            "time_limit": self.time_limit, "process_limit": self.process_limit,
+            "rss_limit": self.rss_limit, "cwd": self.cwd,
         }
 
     def to_json(self, since: int = 0) -> dict:
         """The contract's Run; with ``since``, only what changed after that seq. Callers outside
         the Hub use ``Hub.snapshot``, which takes the lock around this."""
         data = self.summary()
+        data["source"] = self.source
         data["since"] = since
         data["processes"] = [p.to_json() for p in self.processes.values() if p.seq > since]
         data["output"] = [l for l in self.output if l["seq"] > since]

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
-from mpdash.engine import finishing, launch, reaping, stopping
+from mpdash.engine import finishing, launch, limits, program, reaping, stopping
 from mpdash.engine.context import Core, EngineBusy, LimitError, stacks_folder
 from mpdash.engine.launch import BOOT_DIR, PROJECT_ROOT
 from mpdash.engine.reactor import Reactor
@@ -99,20 +99,26 @@ class Engine:
         lesson = lessons.get(lesson_id)
         values = lessons.validate_params(lesson, params)
         argv = [python or self.python, "-m", "mpdash.harness", lesson.module, json.dumps(values)]
-        run = Run(id=new_run_id(), lesson=lesson.id, title=lesson.title, params=values,
-                  time_limit=self.hub.limits.run_seconds)
+        run = Run(id=new_run_id(), lesson=lesson.id, title=lesson.title, params=values)
+        limits.for_lesson(run, self.hub.limits)
         return self._launched(self._call(launch.launch, run, argv, lesson.analyze, None, None))
 
     def start_command(self, argv: list[str], title: str | None = None,
                       timeout: float | None = None, echo: Callable | None = None,
-                      stdin: Any = subprocess.DEVNULL, cwd: str | None = None) -> Run:
-        """Run a user's own program as a run (``mpdash watch``)."""
+                      stdin: Any = subprocess.DEVNULL, cwd: str | None = None,
+                      max_procs: int | None = None, max_rss: int | None = None) -> Run:
+        """Run a user's own program as a run (``mpdash watch``). Its limits are a program's
+        (engine.limits): none on time or memory unless given, ``max_procs`` default
+        ``max(256, 8 x cores)``."""
         if not argv or not all(isinstance(a, str) for a in argv):
             raise lessons.ParamError("command must be a non-empty list of strings")
+        folder = os.path.abspath(cwd or os.getcwd())
         run = Run(id=new_run_id(), lesson="watch", title=title or " ".join(argv)[:120],
-                  params={}, kind="watch", command=list(argv), time_limit=timeout)
-        return self._launched(self._call(launch.launch, run, list(argv), None, echo,
-                                         (stdin, cwd)))
+                  params={}, kind="watch", command=list(argv), cwd=folder,
+                  source=program.read_source(list(argv), folder, dict(os.environ)))
+        limits.for_watch(run, max_procs, max_rss, timeout)
+        return self._launched(self._call(launch.launch, run, list(argv), program.findings,
+                                         echo, (stdin, cwd)))
 
     @staticmethod
     def _launched(fut: concurrent.futures.Future) -> Run:

@@ -36,6 +36,7 @@ import time
 import psutil
 
 from mpdash import procfs
+from mpdash.engine import limits
 from mpdash.state import Hub
 
 __all__ = ["Sampler", "STATUS_LETTERS", "ProcfsBackend", "PsutilBackend", "make_backend",
@@ -338,12 +339,11 @@ class Sampler:
             for pid in [p for p in prev if p not in seen]:
                 del prev[pid]
                 backend.forget(pid)
-        limit = hub.limits.run_rss_bytes // 1024
         for run_id, rss in rss_by_run.items():
-            if rss > limit:
-                self.on_over_memory(run_id, f"memory limit: the run's processes used "
-                                            f"{rss / 1024:.0f} MiB of RSS (limit "
-                                            f"{limit / 1024:.0f} MiB)")
+            run = hub.get(run_id)
+            reason = limits.over_memory(run, rss) if run is not None else None
+            if reason:
+                self.on_over_memory(run_id, reason)
         pids, cpus, rsss, cores, statuses, threads, running = (list(c) for c in zip(*rows)) \
             if rows else ([], [], [], [], [], [], [])
         frame.update(pid=pids, cpu=cpus, rss=rsss, core=cores, status="".join(statuses),

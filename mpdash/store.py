@@ -32,7 +32,7 @@ import threading
 import time
 
 from mpdash.historyfile import (CRASHED_ERROR, DB_NAME, HistoryFile, identity_of, is_busy,
-                                process_identity)
+                                process_identity, run_record)
 from mpdash.state import Hub, Run
 
 __all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "NO_HISTORY"]
@@ -318,7 +318,7 @@ class Store:
             oldest = {name: items[0]["seq"] if len(items) == items.maxlen else None
                       for name, items in (("lines", run.output), ("events", run.events),
                                           ("frames", run.frames), ("stacks", run.stacks))}
-            copies.append((run_id, run.summary(), list(run.marks), run.output_dropped, procs,
+            copies.append((run_id, run_record(run), list(run.marks), run.output_dropped, procs,
                            _newer(run.output, mark), _newer(run.events, mark),
                            _newer(run.frames, mark), _newer(run.stacks, mark), oldest))
             previous[run_id] = mark

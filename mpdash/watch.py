@@ -17,8 +17,10 @@ Terminal details that shape this module:
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import queue
 import shlex
 import shutil
@@ -32,7 +34,30 @@ import webbrowser
 from mpdash import serving
 from mpdash.serving import EXIT_BAD_ARGS, say
 
-__all__ = ["watch", "exit_status"]
+__all__ = ["watch", "exit_status", "process_count", "byte_size"]
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def process_count(text: str) -> int:
+    """``--max-procs N``: a whole number of processes, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of processes >= 1, got {text!r}")
+    return value
+
+
+def byte_size(text: str) -> int:
+    """``--max-rss SIZE``: bytes, or with a binary unit: ``512M``, ``4G``, ``1.5G`` (K/M/G/T,
+    an optional ``i``/``B`` after it: ``4GiB`` is ``4G``)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    value = float(match.group(1)) * _UNITS[match.group(2).upper()] if match else 0
+    if value < 2**20:   # below 1 MiB no Python process even starts: a typo, not a limit
+        raise argparse.ArgumentTypeError(f"must be a size of at least 1M, like 512M or 4G, got {text!r}")
+    return int(value)
 
 
 def exit_status(run: dict) -> int:
@@ -126,7 +151,7 @@ def _program_exists(argv0: str) -> bool:
 
 def watch(args) -> int:
     """``args``: serving options (see serving.add_serve_options) plus ``program``, ``exit``,
-    ``json`` and ``timeout``. Returns the exit status."""
+    ``json``, ``timeout``, ``max_procs`` and ``max_rss``. Returns the exit status."""
     command = args.program
     if command and command[0] == "--":
         command = command[1:]
@@ -149,7 +174,9 @@ def _watch_run(served, command: list[str], args) -> int:
     stdin, close_stdin = _stdin_for_run()
     try:
         run = dash.engine.start_command(command, title=shlex.join(command)[:120],
-                                        timeout=args.timeout, echo=echo, stdin=stdin, cwd=None)
+                                        timeout=args.timeout, echo=echo, stdin=stdin, cwd=None,
+                                        max_procs=getattr(args, "max_procs", None),
+                                        max_rss=getattr(args, "max_rss", None))
     except (ParamError, LimitError) as exc:
         echo.close()
         say(f"error: {exc}")

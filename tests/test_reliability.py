@@ -186,9 +186,9 @@ def test_start_over_the_process_limit_is_refused(make_dash):
 
 
 def test_fork_bomb_is_stopped_and_the_server_carries_on(make_dash):
-    dash = make_dash(max_processes=64)
+    dash = make_dash()
     # 4 children per process, 5 levels: up to 1364 processes if nothing stopped it.
-    run = dash.engine.start_command(program("forkbomb.py", 4, 5))
+    run = dash.engine.start_command(program("forkbomb.py", 4, 5), max_procs=64)
     dash.engine.wait(run.id, timeout=20)
     assert run.state == "stopped" and run.error.startswith("process limit"), run.error
     assert_none_left(dash, within=3)
@@ -201,8 +201,9 @@ def test_pids_max_stops_a_fork_bomb_at_the_kernel(make_dash):
     if make_dash.mode != "cgroup":
         pytest.skip("pids.max is the cgroup path; the fallback is the test above")
     # The server's own limit set out of the way: only the kernel stands in the bomb's way.
-    dash = make_dash(max_processes=10_000, run_tasks=24)
-    run = dash.engine.start_command(program("forkbomb.py", 4, 4))   # up to 340 otherwise
+    dash = make_dash(run_tasks=24, tasks_per_process=0)
+    run = dash.engine.start_command(program("forkbomb.py", 4, 4),   # up to 340 otherwise
+                                    max_procs=10_000)
     cg = dash.engine.cgroup_of(run.id)
     assert wait_until(lambda: cg.pids_max_hits() > 0, timeout=10), "the kernel refused no fork"
     time.sleep(0.5)
@@ -213,8 +214,8 @@ def test_pids_max_stops_a_fork_bomb_at_the_kernel(make_dash):
 
 
 def test_memory_ceiling_stops_the_run(make_dash):
-    dash = make_dash(run_rss_bytes=150 * 2**20)
-    run = dash.engine.start_command(program("hog.py", 80, 3))
+    dash = make_dash()
+    run = dash.engine.start_command(program("hog.py", 80, 3), max_rss=150 * 2**20)
     dash.engine.wait(run.id, timeout=20)
     assert run.state == "stopped" and run.error.startswith("memory limit"), run.error
     assert "150 MiB" in run.error

@@ -116,8 +116,9 @@ def test_the_process_limit_kills_at_once_without_the_grace():
     """A run past the process limit may be a fork bomb: SIGKILL at once, not SIGTERM and a
     grace (here 20 s, and every process ignores SIGTERM: only the kill can end them)."""
     import sys
-    with Dashboard(Limits(max_processes=4, stop_grace=20.0)) as dash:
-        run = dash.engine.start_command([sys.executable, "-c", _STUBBORN, "10"])
+    with Dashboard(Limits(stop_grace=20.0)) as dash:
+        # A watched program's own limit (issue 12), as `watch --max-procs 4` sets it.
+        run = dash.engine.start_command([sys.executable, "-c", _STUBBORN, "10"], max_procs=4)
         dash.engine.wait(run.id, timeout=15)
         assert run.state == "stopped" and run.error.startswith("process limit"), run.error
         assert run.ended_at - run.started_at < 10, run.ended_at - run.started_at

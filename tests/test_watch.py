@@ -292,18 +292,23 @@ def test_timeout_stops_the_program(tmp_path):
 
 
 def test_a_fork_bomb_is_stopped_by_the_process_limit(tmp_path):
+    """``--max-procs 8``: a program's limit is its own (the default, max(256, 8 x cores), is
+    tests/test_watch_limits.py's Pool(70), not killed)."""
     script = ("import time\nfrom multiprocessing import Process\n"
               "if __name__ == '__main__':\n"
               "    for _ in range(1000):\n"
               "        Process(target=time.sleep, args=(60,)).start()\n")
-    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script), cwd=PROJECT_ROOT,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_watch_cmd(tmp_path, sys.executable, "-c", script,
+                                       options=("--exit", "--json", "--max-procs", "8")),
+                            cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     code, out, err = _finish(proc, timeout=60)
     run = json.loads(out)
     assert run["state"] == "stopped" and run["error"].startswith("process limit")
-    assert 64 < len(run["processes"]) < 1000
+    assert run["process_limit"] == 8 and 8 < len(run["processes"]) < 1000
     assert all(p["ended_at"] is not None for p in run["processes"])
-    assert code != 0 and "the run was stopped: process limit: more than 64" in err
+    assert code != 0 and "the run was stopped: process limit: more than 8 live processes" in err
+    assert "--max-procs" in run["error"]
 
 
 def test_process_limit_in_process(tmp_path):
@@ -313,8 +318,8 @@ def test_process_limit_in_process(tmp_path):
               "    if os.fork() == 0:\n"
               "        time.sleep(60); os._exit(0)\n"
               "time.sleep(60)\n")
-    with Dashboard(Limits(max_processes=8)) as dash:
-        run = dash.engine.start_command([sys.executable, "-c", script])
+    with Dashboard() as dash:
+        run = dash.engine.start_command([sys.executable, "-c", script], max_procs=8)
         dash.engine.wait(run.id, timeout=30)
         assert run.state == "stopped" and "process limit: more than 8" in run.error
         assert len(run.processes) < 50

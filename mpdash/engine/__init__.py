@@ -8,7 +8,10 @@
 - ``reaping``   pidfds, exit codes, how a process ended, orphans and zombies through procfs
 - ``stopping``  Stop, limits, signalling a run's processes
 - ``finishing`` timers, ending a run and its analysis
+- ``limits``    which limits a run has (a lesson's, a watched program's) and whether it is past them
+- ``program``   a watched program as a program: its script's source, findings at its end
 
 Dependencies go one way: context <- stopping <- reaping <- handlers <- streams <- finishing
-<- launch; reactor stands alone. Nothing here imports Flask.
+<- launch; reactor stands alone; limits and program need only mpdash.state (the sampler uses
+limits too). Nothing here imports Flask.
 """

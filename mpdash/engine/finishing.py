@@ -124,7 +124,9 @@ def finish(core: Core, live: LiveRun) -> None:
     reaping.settle_unknown(core, live)
     shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
     state, error = _outcome(live)
-    if live.analyze is not None and state == "finished":
+    # A lesson that did not finish measured nothing; a program that failed or was stopped
+    # still had processes and ends to describe (engine.program).
+    if live.analyze is not None and (state == "finished" or run.kind == "watch"):
         try:
             # Findings computed from the run's own numbers, read with no change landing.
             hub.add_findings(run, hub.atomic(live.analyze, run) or [])

@@ -13,7 +13,7 @@ import time
 
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
-from mpdash.engine import reaping, streams
+from mpdash.engine import limits, reaping, streams
 from mpdash.engine.context import ACCEPT, PIPE, Core, EngineBusy, LimitError, LiveRun, stacks_folder
 from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
@@ -68,11 +68,9 @@ def check_executable(program: str, path: str | None, cwd: str | None) -> None:
 
 def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     """On the loop's thread: check the limits, start the main program, watch it."""
-    limits = core.hub.limits
-    if len(core.hub.live_runs()) >= limits.max_runs:
-        raise LimitError(f"limit reached: at most {limits.max_runs} runs at once")
-    if core.hub.live_process_count() >= limits.max_processes:
-        raise LimitError(f"limit reached: at most {limits.max_processes} live processes")
+    refused = limits.refusal(core.hub, run)
+    if refused:
+        raise LimitError(refused)
     sock_path = os.path.join(core.tmp, f"{run.id}.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     env = run_env(core, run, sock_path)
@@ -91,7 +89,7 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
             pass
         raise EngineBusy(f"cannot prepare the run's socket: {exc.strerror or exc}") from None
     stdin, cwd = stdio if stdio else (subprocess.DEVNULL, None)
-    cgroup = core.cgroups.create(run.id, limits.run_tasks)
+    cgroup = core.cgroups.create(run.id, limits.run_tasks(run, core.hub.limits))
     try:
         if cgroup is not None:   # the wrapper would only fail later, as exit status 127
             check_executable(argv[0], env.get("PATH"), cwd)
@@ -109,7 +107,7 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
     # starve the sampler watching it. A lesson stays at the server's priority, so the speedups
     # it measures compare with the machine's cores even while other programs run.
     if run.kind == "watch":
-        lower_priority(popen.pid, limits.run_nice)
+        lower_priority(popen.pid, core.hub.limits.run_nice)
     live = LiveRun(run=run, popen=popen, listener=listener, sock_path=sock_path,
                    analyze=analyze, echo=echo, cgroup=cgroup)
     if run.time_limit:

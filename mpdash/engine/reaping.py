@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from mpdash import procfs, protocol
-from mpdash.engine import stopping
+from mpdash.engine import limits, stopping
 from mpdash.engine.context import PIDFD, Core, LiveRun
 
 # A process that is not multiprocessing's (subprocess, os.fork, C code): role "child" (API.md).
@@ -46,10 +46,9 @@ def birth(core: Core, live: LiveRun, pid: int, t: float | None = None, **fields)
     live.pidfds[pid] = fd
     core.reactor.register(fd, PIDFD, lambda _fd: ended(core, live, pid))
     core.on_birth(run, pid)
-    limits = hub.limits
-    if run.stop_reason is None and hub.live_process_count() > limits.max_processes:
-        stopping.request_stop(core, run.id, f"process limit: more than {limits.max_processes} "
-                                            f"live processes", False, at_once=True)
+    reason = limits.over_processes(hub, run) if run.stop_reason is None else None
+    if reason:
+        stopping.request_stop(core, run.id, reason, False, at_once=True)
 
 
 def reap(live: LiveRun, pid: int) -> int | None:

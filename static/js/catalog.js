@@ -228,17 +228,19 @@ export function render() {
     if (b.dataset.lessonId === id) b.setAttribute("aria-current", "true");
     else b.removeAttribute("aria-current");
   }
-  if (id === lastLesson) return;
-  lastLesson = id;
-  const summary = id === SUMMARY_ID;
+  // A watched program shown: the header is its own (its command is under it, program.js).
+  const shown = store.selectedRun ? store.runs.get(store.selectedRun) : null;
+  const watched = shown && shown.kind === "watch" ? shown : null;
+  const key = watched ? `watch:${watched.id}:${watched.title}` : id;
+  if (key === lastLesson) return;
+  lastLesson = key;
+  const summary = id === SUMMARY_ID && !watched;
   const lesson = store.lessonById.get(id);
-  // No lesson: a watched program is shown (mpdash watch); its command is its title.
-  const watched = !summary && !lesson ? store.runs.get(store.selectedRun) : null;
   $("summary-card").hidden = !summary;
   $("lesson-card").hidden = summary;
-  $("lesson-title").textContent = summary ? "Which lesson shows what" : lesson ? lesson.title : watched ? (watched.title || watched.command || "") : "";
+  $("lesson-title").textContent = watched ? watched.title || "a program" : summary ? "Which lesson shows what" : lesson ? lesson.title : "";
   $("lesson-title").title = $("lesson-title").textContent;   // the whole command, when the bar cuts it
-  $("lesson-section").textContent = summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : watched ? "watched program" : "";
+  $("lesson-section").textContent = watched ? "watched program" : summary ? "§11" : lesson ? `§${lesson.section} ${lesson.section_title}` : "";
   if (!summary && formFor !== id) {
     formFor = id;
     renderForm(lesson);

@@ -4,29 +4,65 @@ import hljs from "/static/vendor/highlight/core.min.js";
 import python from "/static/vendor/highlight/python.min.js";
 import { store } from "./store.js";
 import { $, el, pyJson, fmtDuration } from "./util.js";
+import { watchedRun } from "./program.js";
 
 hljs.registerLanguage("python", python);
 
 let codeFor = null;
 let answerKey = null;
 
+/** A watched program's source as the Run carries it ({path, text, truncated}, read when it
+ * started), or what stands in for it when its command runs no Python file. */
+function renderProgram(rec) {
+  const key = `watch:${rec.id}:${rec.source ? "source" : rec.full ? "none" : "loading"}`;
+  if (key === codeFor) return;
+  codeFor = key;
+  const code = $("code");
+  const src = rec.source;
+  code.dataset.lesson = "";
+  code.dataset.source = src ? src.path : "";
+  if (src) code.innerHTML = numberedLines(hljs.highlight(src.text, { language: "python" }).value);
+  else code.textContent = "";
+  $("code-path").hidden = false;
+  $("code-path").textContent = src
+    ? `${src.path}${src.truncated ? " (the first 64 KiB: the file is longer)" : ""}`
+    : rec.full ? "This command runs no Python file of its own (python FILE.py or -m MODULE) to show." : "";
+  // A program has no lesson text: its explanation and "predict" question are not its own.
+  $("explanation").replaceChildren();
+  $("explanation").hidden = true;
+  $("predict").replaceChildren();
+  $("predict").hidden = true;
+}
+
 function renderLesson() {
+  const watched = watchedRun();
+  if (watched) {
+    renderProgram(watched);
+    return;
+  }
   const id = store.selectedLesson;
   if (id === codeFor) return;
   const lesson = store.lessonById.get(id);
   if (!lesson && id !== null) return;
   codeFor = id;
   if (!lesson) {
-    // A watched program: its code is the user's own, not a lesson's.
+    // No lesson (a watched program was shown, and is no longer): no lesson's text either. A
+    // watched program's own source is renderProgram's.
     $("code").textContent = "";
     $("code").dataset.lesson = "";
-    $("explanation").replaceChildren(el("p", {}, "A program run with mpdash watch: its code is yours, so there is no lesson text beside it."));
+    $("code").dataset.source = "";
+    $("code-path").hidden = true;
+    $("explanation").replaceChildren();
     $("predict").replaceChildren();
     return;
   }
   const code = $("code");
   code.innerHTML = numberedLines(hljs.highlight(lesson.code, { language: "python" }).value);
   code.dataset.lesson = id;
+  code.dataset.source = "";
+  $("code-path").hidden = true;
+  $("explanation").hidden = false;
+  $("predict").hidden = false;
   $("explanation").replaceChildren(el("p", {}, lesson.explanation));
   $("predict").replaceChildren(
     el("span", { class: "predict-tag" }, "Predict"),
@@ -82,6 +118,7 @@ function renderAnswer(view) {
     el("span", { class: "sub" }, ` ${paramsText(rec.params)}`),
     rec.ended_at ? el("span", { class: "sub num" }, ` · ${fmtDuration(rec.ended_at - rec.started_at)}`) : null].filter(Boolean));
   const result = $("result");
+  result.dataset.kind = rec.kind || "lesson";
   if (view.replaying) {
     result.textContent = "";
     result.dataset.pending = "replay";
@@ -99,7 +136,9 @@ function renderAnswer(view) {
   const findings = view.findings || [];
   $("findings").replaceChildren(...findings.map((f) => el("li", { "data-testid": `finding-${f.key}`, "data-value": typeof f.value === "object" ? JSON.stringify(f.value) : String(f.value) }, f.text)));
   if (!findings.length && !view.replaying && rec.ended_at) {
-    $("findings").replaceChildren(el("li", { class: "empty" }, "This lesson measures nothing beyond its result."));
+    $("findings").replaceChildren(el("li", { class: "empty" }, rec.kind === "watch"
+      ? "Nothing recorded about this program's processes."
+      : "This lesson measures nothing beyond its result."));
   }
   const err = $("run-error");
   err.hidden = !view.error;

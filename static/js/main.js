@@ -17,6 +17,8 @@ import * as runhead from "./runhead.js";
 import * as highlight from "./highlight.js";
 import * as verdict from "./verdict.js";
 import * as history from "./history.js";
+import * as program from "./program.js";
+import * as pythons from "./pythons.js";
 import { $ } from "./util.js";
 
 let httpRole = null;
@@ -46,7 +48,7 @@ async function start() {
   highlight.init();
   verdict.init();
   stacks.init();
-  for (const panel of [catalog, controls, verdict, code, runs, runhead, charts, tree, timeline, pools, messages, output, history, stacks]) onDraw(panel.render);
+  for (const panel of [catalog, pythons, controls, program, verdict, code, runs, runhead, charts, tree, timeline, pools, messages, output, history, stacks]) onDraw(panel.render);
   onDraw(highlight.render);   // last: marks what the panels just drew
   // Read-only hooks for tests and for measuring the page (frames received, draw time).
   window.mpdash = { store, invalidate, get charts() { return charts.exposed(); } };

@@ -78,7 +78,8 @@ function ack(event, payload, timeoutMs = 10000) {
 
 /** Start a run: resolves to the Run or {error}. */
 export function startRun(lesson, params) {
-  return ack("start", { lesson, params });
+  // store.python: an id from GET /api/system pythons (pythons.js); unset, the server's own.
+  return ack("start", store.python ? { lesson, params, python: store.python } : { lesson, params });
 }
 
 /** Stop a run: resolves once its processes are gone, with the final Run or {error}. */

@@ -6,6 +6,7 @@
 import { store, invalidate, isLive, pushStacks } from "./store.js";
 import { $, el, fmtDuration } from "./util.js";
 import { markLine } from "./code.js";
+import { watchedRun } from "./program.js";
 
 const CPU_IDLE = 2;     // % of one core: what the server's stall detector counts as no work
 const DUMP_WINDOW = 0.5; // s after a Snapshot whose CPU is the dump's (stall.py DUMP_WINDOW)
@@ -120,7 +121,8 @@ function frameItem(frame, innermost) {
   const cls = `frame${frame.library ? " lib" : " own"}${innermost ? " innermost" : ""}`;
   const text = [el("span", { class: "fn" }, frame.function), " ",
     el("span", { class: "loc" }, `${shortFile(frame.file)}:${frame.line ?? "?"}`)];
-  if (frame.lesson && frame.line) {
+  // A frame in the shown code's file: the lesson's, or the watched program's own script.
+  if (frame.line && (frame.lesson || (frame.file && watchedRun()?.source?.path === frame.file))) {
     return el("li", { class: cls, "data-testid": "stack-frame", title: frame.file },
       el("button", { type: "button", class: "link frame-link", "data-testid": "frame-link", "data-line": frame.line,
         title: "Show this line in the code", onclick: () => markLine(frame.line) }, ...text));

@@ -77,7 +77,8 @@ function newRecord(id) {
   return {
     id, lesson: null, title: "", params: {}, kind: "lesson", command: null, state: "starting",
     started_at: null, ended_at: null, result: null, findings: [], pools: [], error: null, seq: 0,
-    process_count: 0, time_limit: null,
+    process_count: 0, time_limit: null, process_limit: null, rss_limit: null, cwd: null,
+    python: null, source: null,
     full: false, loading: false, stale: false, pending: [],
     procs: new Map(), nextColour: 1,
     output: [], events: [], frames: [], marks: [], output_dropped: 0, stacks: [],
@@ -95,7 +96,8 @@ export function ensureRun(id) {
 }
 
 const SUMMARY_FIELDS = ["lesson", "title", "params", "kind", "command", "state", "started_at", "pools",
-  "ended_at", "result", "findings", "error", "process_count", "time_limit"];
+  "ended_at", "result", "findings", "error", "process_count", "time_limit", "process_limit",
+  "rss_limit", "cwd", "python"];
 
 export function applySummary(s) {
   const rec = ensureRun(s.id);
@@ -274,6 +276,8 @@ export function mergeFetched(rec, data) {
   for (const f of data.metrics || []) pushFrame(rec, f);
   for (const s of data.stacks || []) pushStacks(rec, s);
   if (data.marks) rec.marks = data.marks;
+  // Only the full Run carries a watched program's source (summaries stay small).
+  if (data.source !== undefined) rec.source = data.source;
   if (data.output_dropped !== undefined) rec.output_dropped = data.output_dropped;
   rec.version += 1;
 }

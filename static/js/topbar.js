@@ -22,6 +22,15 @@ function setOpen(open) {
   const bar = $("topbar");
   bar.classList.toggle("params-open", open && bar.classList.contains("folded"));
   $("params-toggle").setAttribute("aria-expanded", String(bar.classList.contains("params-open")));
+  // The popover opens under its button; one with many fields (a lesson's, then the python
+  // select) may be wider than the room to the right of it: it moves left, never off the page.
+  const form = $("params");
+  form.style.left = "";
+  if (bar.classList.contains("params-open")) {
+    const box = form.getBoundingClientRect();
+    const over = Math.min(box.right - (document.documentElement.clientWidth - 8), box.left - 8);
+    if (over > 0) form.style.left = `${-over}px`;
+  }
 }
 
 export function closeParams() {
