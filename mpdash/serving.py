@@ -55,24 +55,24 @@ def _ranged(kind: type, low: float, high: float, what: str):
     return parse
 
 
-def positive_seconds(text: str) -> float:
+def _seconds(text: str, ok, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:   # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    if not ok(value):   # nan fails every comparison, so it is refused too
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    return _seconds(text, lambda v: v > 0, "a positive number of seconds")
 
 
 def stall_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):   # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be 0 (off) or a number of seconds, got {text!r}")
-    return value
+    return _seconds(text, lambda v: 0 <= v < float("inf"), "0 (off) or a number of seconds")
+
+
 def _allow_host(text: str) -> str:
     try:
         return host_name(text)

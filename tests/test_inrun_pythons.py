@@ -24,15 +24,7 @@ SMOKE = os.path.join(ROOT, "tests", "programs", "inrun_smoke.py")
 SUPPORTED = [(3, minor) for minor in range(10, 15)]
 
 
-def _pyenv_root() -> str:
-    if shutil.which("pyenv"):
-        try:
-            out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=5)
-            if out.returncode == 0 and out.stdout.strip():
-                return out.stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    return os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+from mpdash.pythons import pyenv_root as _pyenv_root   # the server's own discovery rule
 
 
 def interpreters() -> dict:
