@@ -8,7 +8,7 @@ The module names are joblib's vendored copy and the standalone ``loky`` package 
 from __future__ import annotations
 
 from mpdash.inrun import naming
-from mpdash.inrun.trace_pools import TaskTap, timed
+from mpdash.inrun.trace_pools import tap_process_worker, timed
 
 
 def patch_queues(queues) -> None:
@@ -28,14 +28,7 @@ def patch_executor(process_executor) -> None:
         item.fn = timed(item.fn, channel, f"{channel}/{item.work_id}", poll, work_id=item.work_id)
         return item
 
-    def _process_worker(call_queue, *args, **kwargs):
-        channel = getattr(call_queue, naming.POOL, None) or "Loky"
-        return original_worker(TaskTap(call_queue, channel, wrap), *args, **kwargs)
-
-    # Pickled by reference: the worker must find this very function by its name.
-    _process_worker.__module__ = process_executor.__name__
-    _process_worker.__qualname__ = "_process_worker"
-    process_executor._process_worker = _process_worker
+    tap_process_worker(process_executor, original_worker, wrap, "Loky")
 
     def _setup_queues(self, *args, **kwargs):
         original_setup(self, *args, **kwargs)

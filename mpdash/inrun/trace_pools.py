@@ -260,6 +260,19 @@ def _patch_pool_ending(pool) -> None:
     pool.Pool.terminate = terminate
 
 
+def tap_process_worker(module, original_worker, wrap, default_channel: str) -> None:
+    """Replace ``module._process_worker`` (concurrent.futures' or loky's) by one that reads its
+    call queue through a TaskTap. Pickled by reference: the worker must find this very function
+    by its name, so it takes the original's module and name."""
+    def _process_worker(call_queue, *args, **kwargs):
+        channel = getattr(call_queue, naming.POOL, None) or default_channel
+        return original_worker(TaskTap(call_queue, channel, wrap), *args, **kwargs)
+
+    _process_worker.__module__ = module.__name__
+    _process_worker.__qualname__ = "_process_worker"
+    module._process_worker = _process_worker
+
+
 def patch_executor(process) -> None:
     """Patch the module ``concurrent.futures.process``."""
     original_worker = process._process_worker
@@ -271,13 +284,7 @@ def patch_executor(process) -> None:
         fn = timed(item.fn, channel, f"{channel}/{item.work_id}", poll, work_id=item.work_id)
         return process._CallItem(item.work_id, fn, item.args, item.kwargs)
 
-    def _process_worker(call_queue, *args, **kwargs):
-        channel = getattr(call_queue, naming.POOL, None) or "Executor"
-        return original_worker(TaskTap(call_queue, channel, wrap), *args, **kwargs)
-
-    _process_worker.__module__ = process.__name__
-    _process_worker.__qualname__ = "_process_worker"
-    process._process_worker = _process_worker
+    tap_process_worker(process, original_worker, wrap, "Executor")
 
     def __init__(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
