@@ -294,3 +294,19 @@ def test_an_end_nobody_reported_is_unknown_at_the_runs_end(rig):
     assert (last["pid"], last["kind"], last["end"]) == (worker, "exit", "unknown")
     main = live.run.processes[live.run.main_pid]
     assert main.ended_at is None and main.end is None   # a live process is left alone
+
+
+def test_a_plain_fork_already_reaped_keeps_its_name_and_its_code(rig):
+    """A short-lived ``os.fork()`` child: its parent's ``reaped`` and its own hello arrive on two
+    connections, in either order, often after it is gone from /proc. It names itself in the
+    hello (mpdash/inrun/lifecycle.py), so the row still says what it ran and how it ended."""
+    core, live, _, published = rig
+    main = live.run.main_pid
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=10)   # reaped: /proc/<pid> no longer exists
+    assert _send(core, live, protocol.REAPED, main, dict(child=gone.pid, code=3))
+    assert _send(core, live, protocol.HELLO, gone.pid,
+                 dict(role="child", ppid=main, via="fork", name="python children.py"))
+    proc = live.run.processes[gone.pid]
+    assert (proc.name, proc.role, proc.ppid) == ("python children.py", "child", main)
+    assert (proc.exitcode, proc.end) == (3, "crash") and proc.ended_at is not None

@@ -36,6 +36,8 @@ def _hello(core, live, msg, pid, t):
     if pid == run.main_pid and isinstance(info, dict):   # the interpreter the run really ran
         hub.set_python(run, {k: info.get(k) for k in PYTHON_KEYS})
     proc = run.processes.get(pid)
+    if role == reaping.CHILD and msg.get("via") == "fork":
+        live.named_by_proc.add(pid)   # it names itself by its command line, which exec changes
     if proc is None:
         reaping.birth(core, live, pid, ppid=msg.get("ppid"), role=role, t=t, name=msg.get("name"))
         return

@@ -106,7 +106,24 @@ def _after_fork_in_child() -> None:
     role.current.name, role.current.helper = (role.WORKER if ours else role.CHILD), None
     hooks.run_after_fork_in_child()
     _set_parent_death_signal()
-    channel.send(protocol.HELLO, role=role.get(), ppid=os.getppid(), via="fork")
+    hello = {"role": role.get(), "ppid": os.getppid(), "via": "fork"}
+    if not ours:
+        # A plain fork names itself: a short-lived one is often reaped before the server
+        # reads its hello, and a reaped process's /proc/<pid>/cmdline is gone.
+        hello["name"] = _own_command()
+    channel.send(protocol.HELLO, **hello)
+
+
+def _own_command() -> str | None:
+    """This process's command line as the server's /proc read would spell it."""
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return None
+    if args and args[-1] == b"":
+        args.pop()
+    return protocol.command_text([a.decode(errors="replace") for a in args]) if args else None
 
 
 # ---------------------------------------------------------------------------- multiprocessing
