@@ -88,7 +88,10 @@ class StallWatch:
         self.stacks = stacks
         self.stall = stall
         self._detectors: dict[str, StallDetector] = {}
+        # Lock order: the hub's lock, then _wake (the listener runs under the hub's lock), never
+        # the other way round: the loop holds _wake only to wait, and reads the hub outside it.
         self._wake = threading.Condition()
+        self._woken = False     # a run began since the loop last looked
         self._closing = False
         self._thread = None
         if stall > 0:
@@ -99,6 +102,7 @@ class StallWatch:
     def _listener(self, name: str, payload: dict) -> None:
         if name == "run" and payload.get("state") in ("starting", "running"):
             with self._wake:     # under the hub lock: only a notify, never a wait
+                self._woken = True
                 self._wake.notify()
 
     def close(self) -> None:
@@ -112,13 +116,16 @@ class StallWatch:
 
     def _loop(self) -> None:
         while True:
+            idle = not self.hub.live_runs()   # before _wake, never inside it (lock order)
             with self._wake:
                 if self._closing:
                     return
-                if not self.hub.live_runs():
+                if idle and not self._woken:
                     self._detectors.clear()
                     self._wake.wait(5.0)
+                    self._woken = False
                     continue
+                self._woken = False
                 self._wake.wait(TICK)
                 if self._closing:
                     return

@@ -27,6 +27,52 @@ from tests.leaks import assert_none_left, run_processes
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# ------------------------------------------------------------------ a hang is a failure
+
+HANG_GRACE = 60.0   # s past a test's own pytest-timeout: that one fires first when it can
+
+
+def _terminal(config):
+    """The session's real stderr: pytest captures fd 2 during a test, and a dump written into
+    the capture of a process that then exits is lost."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    try:
+        fd = capman._global_capturing.err.targetfd_save   # pytest's own dup of fd 2
+    except AttributeError:
+        fd = 2
+    return open(fd, "w", closefd=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """The backstop behind pytest-timeout. Its SIGALRM fires once, in the main thread: a
+    teardown that deadlocks after it (a lock another thread never releases) hung make test for
+    good. Past the test's timeout and a grace this dumps every thread's stack and exits."""
+    import faulthandler
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else \
+        float(item.config.getini("timeout") or 0)
+    done = threading.Event()
+
+    def backstop():
+        if done.wait(limit + HANG_GRACE):
+            return
+        out = _terminal(item.config)
+        out.write(f"\n\n{item.nodeid} still running {limit + HANG_GRACE:.0f} s after it "
+                  f"began: every thread's stack, then exit 3\n")
+        out.flush()
+        faulthandler.dump_traceback(out, all_threads=True)
+        out.flush()
+        os._exit(3)
+
+    if limit > 0:
+        threading.Thread(target=backstop, name="hang-backstop", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 # ------------------------------------------------------------------ waiting
 
 def wait_until(predicate, timeout: float = 15.0, step: float = 0.02):

@@ -467,3 +467,35 @@ def test_library_frames_are_the_stdlib_packages_mpdash_and_multiprocessing_boots
     assert stacks_mod.is_library(stacks_mod.__file__.replace("stacks.py", "inrun/lifecycle.py"))
     assert not stacks_mod.is_library(stacks_mod.__file__.replace("stacks.py", "lessons/queue.py"))
     assert not stacks_mod.is_library(os.path.join(PROGRAMS, "join_before_drain.py"))
+
+
+def test_the_stall_watch_never_reads_the_hub_while_holding_its_wake_lock():
+    """Lock order (mpdash/stall.py): its listener takes ``_wake`` under the hub's lock, so the
+    loop must never take the hub's lock under ``_wake``. It once did (``hub.live_runs()`` inside
+    ``with self._wake``): a run starting at that moment froze the engine, every viewer and the
+    server's shutdown for good (a browser test hung make test past pytest-timeout)."""
+    from mpdash.stall import StallWatch
+    from mpdash.state import Hub
+
+    hub = Hub()
+    inside = []
+    watch = None
+
+    original = hub.live_runs
+
+    def live_runs():
+        if watch is not None and threading.current_thread().name == "mpdash-stall":
+            inside.append(watch._wake._is_owned())
+        return original()
+
+    hub.live_runs = live_runs
+    watch = StallWatch(hub, stacks=None, stall=1.0)
+    try:
+        run = Run(id="rlock", lesson="x", title="x", params={})
+        hub.add_run(run)
+        for _ in range(3):   # a run "starting": the listener notifies under the hub's lock
+            hub.set_state(run, "running")
+            assert wait_until(lambda n=len(inside): len(inside) > n, timeout=10)
+    finally:
+        watch.close()
+    assert inside and not any(inside), inside
