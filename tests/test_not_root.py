@@ -7,7 +7,7 @@ the server through ``setpriv`` (it execs: the pid we signal is the server's own)
 runs must be readable by it: the checkout sits in root's folders, so a copy of the files the
 server needs goes into a temporary folder; the project's venv interpreter lives under
 ``/root`` (mode 700), so when the user cannot execute it, a venv is made from the system's
-CPython of the same version, with the project venv's site-packages on its path. Not root: the
+CPython of the same version, with a copy of the project venv's packages. Not root: the
 server runs as ourselves, who are that unprivileged user already.
 """
 from __future__ import annotations
@@ -38,6 +38,11 @@ _TREE = ("app.py", "mpdash", "templates", "static", os.path.join("tests", "progr
 # into /root may start through a fallback, then be refused).
 _DEPS_CHECK = ("import flask, flask_socketio, psutil, requests, subprocess, sys; "
                "subprocess.run([sys.executable, '-c', 'import psutil'], check=True)")
+
+
+# What the server does not import: left out of the user's copy of the venv's packages.
+_NOT_NEEDED = ("playwright*", "pip", "pip-*", "setuptools*", "_pytest", "pytest*", "hypothesis*",
+               "pygments*", "greenlet*", "__pycache__")
 
 
 def wait_for(predicate, timeout=15.0, step=0.02):
@@ -117,9 +122,13 @@ def _user_python(prefix, base, env):
     venv = os.path.join(base, "venv")
     subprocess.run([system, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
     target = os.path.join(venv, "lib", f"python{version}", "site-packages")
-    os.makedirs(target, exist_ok=True)
-    with open(os.path.join(target, "mpdash-test-deps.pth"), "w") as f:
-        f.write("\n".join(site.getsitepackages()) + "\n")
+    # A copy, not a .pth to the project venv's: a clone in a mode-700 folder (mktemp -d) hides
+    # that venv from the user. Without the test-only giants (playwright is 160 MB).
+    for packages in site.getsitepackages():
+        if os.path.isdir(packages):
+            shutil.copytree(packages, target, dirs_exist_ok=True, symlinks=True,
+                            ignore=shutil.ignore_patterns(*_NOT_NEEDED))
+    subprocess.run(["chmod", "-R", "a+rX", venv], check=True, timeout=60)
     python = os.path.join(venv, "bin", "python")
     if not _works(prefix, python, base, env):
         pytest.skip(f"{USER} can run neither {sys.executable} nor a venv of {system} with the "
