@@ -105,3 +105,43 @@ def test_start_on_another_interpreter_by_its_id(sio, dashboard):
     assert ack.get("id") and ack["error"] is None, ack
     run = dashboard.engine.wait(ack["id"], timeout=60)
     assert run.state == "finished" and run.python["version"] == chosen["version"]
+
+
+PROC_FIELDS = ("ppid", "name", "role", "daemon", "orphan", "start_method", "exitcode", "end")
+
+
+def test_the_proc_messages_tell_the_story_of_the_record(sio, live_server):
+    """A viewer that only folds ``proc`` messages (start, then update, then exit; docs/API.md)
+    ends with every process as GET /api/runs/<id> has it. Under forkserver a worker's parent is
+    learnt after its ``start`` (the forkserver, from the worker's own hello): only an ``update``
+    can tell the viewer."""
+    ack = sio.call("start", {"lesson": "crash-isolation",
+                             "params": {"workers": 3, "seconds": 0.6,
+                                        "start_method": "forkserver"}}, timeout=10)
+    run_id = ack["id"]
+    assert wait_until(lambda: any(n == "run" and d["id"] == run_id and d["state"] == "finished"
+                                  for n, d in sio.received), timeout=60)
+    folded, first, before_exit = {}, {}, {}
+    for name, msg in sio.received:
+        if name == "proc" and msg["run"] == run_id:
+            first.setdefault(msg["pid"], msg)
+            assert msg["kind"] != "start" or folded.get(msg["pid"]) is None, msg
+            assert msg["kind"] == "start" or msg["pid"] in folded, msg   # never before start
+            if msg["kind"] == "exit":   # an exit carries the whole record: what came before?
+                before_exit.setdefault(msg["pid"], dict(folded[msg["pid"]]))
+            folded.setdefault(msg["pid"], {}).update({k: msg[k] for k in PROC_FIELDS})
+    record = requests.get(f"{live_server}/api/runs/{run_id}", timeout=10).json()
+    assert {p["pid"] for p in record["processes"]} == set(folded)
+    for proc in record["processes"]:
+        assert folded[proc["pid"]] == {k: proc[k] for k in PROC_FIELDS}, proc
+    helper = next(p["pid"] for p in record["processes"] if p["name"] == "forkserver")
+    workers = [p for p in record["processes"] if p["role"] == "worker"]
+    assert len(workers) == 3 and all(p["ppid"] == helper for p in workers), workers
+    # The worker's hello (parent: the forkserver) and its parent's ``spawned`` (name, start
+    # method) race on two connections: whichever comes second is news only an update carries.
+    # An update brings it while the worker lives, not only its exit message.
+    learnt = ("ppid", "name", "start_method")
+    assert all(any(first[p["pid"]][k] != p[k] for k in learnt) for p in workers), \
+        [(first[p["pid"]], p) for p in workers]
+    for p in workers:
+        assert {k: before_exit[p["pid"]][k] for k in learnt} == {k: p[k] for k in learnt}, p
