@@ -407,7 +407,8 @@ def test_the_real_bounds_of_a_run_in_memory_and_in_the_file(tmp_path):
 
 
 def test_a_killed_server_loses_at_most_a_quarter_second_of_a_live_run(tmp_path):
-    """docs/API.md: batches every 0.25 s, so a server killed outright loses at most that."""
+    """docs/API.md: batches every 0.25 s, so a server killed outright loses at most that plus
+    the batch being written (on a loaded machine a write can take as long again)."""
     script = ("import time\n"
               "for i in range(100000):\n"
               "    print(i, flush=True)\n"
@@ -437,5 +438,5 @@ def test_a_killed_server_loses_at_most_a_quarter_second_of_a_live_run(tmp_path):
     assert run.state == "failed" and run.error == CRASHED_ERROR
     kept = [int(l["text"]) for l in run.output]
     assert kept == list(range(len(kept))) and kept[-1] >= seen - 60   # nothing missing
-    # What the file lacks is at most the last batch period (plus the echo's own delay).
+    # What the file lacks: the last batch period, and the batch in flight (with the echo's delay).
     assert killed_at - run.output[-1]["t"] <= 0.25 + 0.25, killed_at - run.output[-1]["t"]

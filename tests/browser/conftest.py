@@ -74,6 +74,40 @@ def open_page(browser, base: str, viewport=None, url: str | None = None, lessons
     return context, page, watch
 
 
+# ------------------------------------------------------------------ screens
+
+PROJECTOR = {"width": 1280, "height": 720}
+LAPTOP = {"width": 1366, "height": 768}
+
+
+def present(page):
+    if not page.evaluate("document.documentElement.classList.contains('presenting')"):
+        page.click('[data-testid="presentation-toggle"]')
+    page.wait_for_function("() => document.documentElement.classList.contains('presenting')")
+
+
+def check_fits(page, viewport, first_screen=()):
+    """One-row top bar, no sideways overflow, and the named hooks inside the first screen."""
+    fit = page.evaluate("""ids => {
+        const bar = document.querySelector('[data-testid=topbar]');
+        const items = [...bar.children].filter(e => e.offsetParent !== null && getComputedStyle(e).position !== 'absolute')
+            .map(e => e.getBoundingClientRect());
+        const box = id => { const e = document.querySelector(`[data-testid="${id}"]`); const r = e.getBoundingClientRect();
+            return {id, top: r.top, bottom: r.bottom, left: r.left, right: r.right, visible: e.offsetParent !== null}; };
+        return {scrollWidth: document.documentElement.scrollWidth, bodyWidth: document.body.scrollWidth,
+                lowestTop: Math.max(...items.map(r => r.top)), highestBottom: Math.min(...items.map(r => r.bottom)),
+                bar: bar.getBoundingClientRect().height, boxes: ids.map(box)};
+    }""", list(first_screen))
+    assert fit["scrollWidth"] <= viewport["width"] and fit["bodyWidth"] <= viewport["width"], fit
+    # One row: every item of the bar starts above the bottom of every other one.
+    assert fit["lowestTop"] < fit["highestBottom"], fit
+    assert fit["bar"] < 100, fit
+    for b in fit["boxes"]:
+        assert b["visible"], b
+        assert b["top"] >= 0 and b["bottom"] <= viewport["height"] and b["right"] <= viewport["width"], b
+    return fit
+
+
 # ------------------------------------------------------------------ what a student does
 
 TERMINAL = ("finished", "failed", "stopped")
@@ -135,6 +169,16 @@ def wait_all_exited(page, n, timeout=15_000):
 def result_of(page):
     text = page.inner_text('[data-testid="result"]').strip()
     return json.loads(text) if text else None
+
+
+def settle(page, timeout=5_000):
+    """Until no finite CSS transition or animation runs and two frames have been drawn: what a
+    screenshot or a "nothing changed" check waits for, instead of a fixed sleep. (Endless ones,
+    a live dot's pulse, never settle and are not waited for.)"""
+    page.wait_for_function("""() => document.getAnimations().every(a =>
+        a.playState !== 'running' || a.effect.getComputedTiming().iterations === Infinity)""",
+                           timeout=timeout)
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
 def record_emits(page):

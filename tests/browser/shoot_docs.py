@@ -16,11 +16,11 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
-from tests.browser.conftest import CHROMIUM_ARGS
+from tests.browser.conftest import CHROMIUM_ARGS, PROJECTOR, settle
 
 OUT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LOOKS = {"light": (False, "light"), "dark": (False, "dark"), "presentation": (True, "light")}
-PROJECTOR = {"width": 1280, "height": 720}
+
 VERDICTS = {   # file name -> lesson, parameters (small, so a retake is quick)
     "verdict-race-condition": ("race-condition", {"processes": 4, "times": 100_000}),
     "verdict-daemon": ("daemon", {}),
@@ -43,7 +43,7 @@ def run_to_the_end(page) -> None:
     page.wait_for_function(
         "() => ['finished','failed','stopped'].includes(document.querySelector('[data-testid=run-state]').textContent)",
         timeout=60_000)
-    page.wait_for_timeout(400)
+    settle(page)
     page.mouse.move(0, 0)
     page.evaluate("window.scrollTo(0, 0)")
 
@@ -109,7 +109,7 @@ def _queue_deadlock(page):
     try:
         page.wait_for_selector('[data-testid="stall-banner"]', state="visible", timeout=15_000)
         page.wait_for_selector('[data-testid="stack-proc"]', state="visible", timeout=5_000)
-        page.wait_for_timeout(300)
+        settle(page)
         return True
     except Exception:   # a server without stall detection: the finished run instead
         _finished(page)

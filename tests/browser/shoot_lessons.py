@@ -15,8 +15,7 @@ import sys
 import requests
 from playwright.sync_api import sync_playwright
 
-from tests.browser.conftest import CHROMIUM_ARGS
-from tests.browser.test_page import set_param
+from tests.browser.conftest import CHROMIUM_ARGS, set_param, settle
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PARAMS = {"pool-map": {"spin": "0.2", "items": "9"}}
@@ -48,7 +47,7 @@ def shoot(base: str, only: list[str]) -> None:
             page.wait_for_function(f"""([shown, lesson]) => {{ const s = window.mpdash.store, r = s.runs.get(s.selectedRun);
                 return r && r.id !== shown && r.lesson === lesson && r.full && ["finished", "failed", "stopped"].includes(r.state); }}""", arg=[shown, lesson], timeout=120_000)
             page.wait_for_function(f"() => {TERMINAL}")
-            page.wait_for_timeout(600)
+            settle(page)
             page.keyboard.press("Escape")   # close the parameters popover, if it opened
             page.mouse.move(0, 0)
             page.evaluate("window.scrollTo(0, 0)")

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import requests
 
-from tests.browser.test_page import pick, set_param, wait_state
+from tests.browser.conftest import pick, set_param, wait_state
 
 pytestmark = pytest.mark.browser
 

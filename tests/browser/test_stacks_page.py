@@ -100,7 +100,7 @@ def test_a_frame_of_the_lesson_marks_its_line_in_the_code(page, live_server):
     _follow(page, run_id)
     page.wait_for_function("() => !document.querySelector('[data-testid=stacks-button]').disabled")
     # on a projector (1280 px, presentation mode) the live run's bar, Stacks included, is one row
-    from tests.browser.test_verdict import PROJECTOR, check_fits, present
+    from tests.browser.conftest import PROJECTOR, check_fits, present
     page.set_viewport_size(PROJECTOR)
     present(page)
     check_fits(page, PROJECTOR, ("run", "stop", "stacks-button"))

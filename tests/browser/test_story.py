@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.browser.test_page import pick, rows, start, wait_state
+from tests.browser.conftest import pick, rows, settle, start, wait_state
 
 pytestmark = pytest.mark.browser
 
@@ -132,7 +132,7 @@ def test_every_chart_has_a_legend_whose_highlight_reaches_every_panel(page):
     # A click keeps it when the pointer leaves; a second click lets it go.
     item.click()
     page.mouse.move(5, 5)
-    page.wait_for_timeout(150)
+    settle(page)   # the pointer left: a highlight that would drop has dropped by now
     assert page.locator(f'#proc-rows tr.hl[data-pid="{daemon}"]').count() == 1
     assert item.get_attribute("aria-pressed") == "true"
     item.click()

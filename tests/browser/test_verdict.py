@@ -12,13 +12,10 @@ import re
 import pytest
 import requests
 
-from tests.browser.conftest import open_page
-from tests.browser.conftest import pick, result_of, set_param, wait_state
+from tests.browser.conftest import (LAPTOP, PROJECTOR, check_fits, open_page, pick, present,
+                                     result_of, set_param, wait_state)
 
 pytestmark = pytest.mark.browser
-
-PROJECTOR = {"width": 1280, "height": 720}
-LAPTOP = {"width": 1366, "height": 768}
 
 
 @pytest.fixture
@@ -31,12 +28,6 @@ def screen(browser, live_server, request):
         watch.check()
     finally:
         context.close()
-
-
-def present(page):
-    if not page.evaluate("document.documentElement.classList.contains('presenting')"):
-        page.click('[data-testid="presentation-toggle"]')
-    page.wait_for_function("() => document.documentElement.classList.contains('presenting')")
 
 
 def record_verdicts(page):
@@ -57,28 +48,6 @@ def strip(page):
                 text: s.querySelector('[data-testid=verdict-text]').textContent,
                 question: q.hidden ? null : q.textContent,
                 size: parseFloat(getComputedStyle(s.querySelector('[data-testid=verdict-text]')).fontSize)}; }""")
-
-
-def check_fits(page, viewport, first_screen=()):
-    """One-row top bar, no sideways overflow, and the named hooks inside the first screen."""
-    fit = page.evaluate("""ids => {
-        const bar = document.querySelector('[data-testid=topbar]');
-        const items = [...bar.children].filter(e => e.offsetParent !== null && getComputedStyle(e).position !== 'absolute')
-            .map(e => e.getBoundingClientRect());
-        const box = id => { const e = document.querySelector(`[data-testid="${id}"]`); const r = e.getBoundingClientRect();
-            return {id, top: r.top, bottom: r.bottom, left: r.left, right: r.right, visible: e.offsetParent !== null}; };
-        return {scrollWidth: document.documentElement.scrollWidth, bodyWidth: document.body.scrollWidth,
-                lowestTop: Math.max(...items.map(r => r.top)), highestBottom: Math.min(...items.map(r => r.bottom)),
-                bar: bar.getBoundingClientRect().height, boxes: ids.map(box)};
-    }""", list(first_screen))
-    assert fit["scrollWidth"] <= viewport["width"] and fit["bodyWidth"] <= viewport["width"], fit
-    # One row: every item of the bar starts above the bottom of every other one.
-    assert fit["lowestTop"] < fit["highestBottom"], fit
-    assert fit["bar"] < 100, fit
-    for b in fit["boxes"]:
-        assert b["visible"], b
-        assert b["top"] >= 0 and b["bottom"] <= viewport["height"] and b["right"] <= viewport["width"], b
-    return fit
 
 
 def server_headline(page, run_id):

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from mpdash.runs import PROJECT_ROOT
-from tests.browser.test_page import start, wait_state
+from tests.browser.conftest import start, wait_state
 
 pytestmark = pytest.mark.browser
 
