@@ -85,6 +85,25 @@ def test_stop_ends_every_process_within_two_seconds(dashboard):
     assert run_processes(dashboard) == []
 
 
+def test_a_lessons_temporary_files_go_with_its_run_however_it_ends(dashboard):
+    """A lesson's TMPDIR is a folder of its run (main-guard writes its program.py there, and
+    multiprocessing its pymp-* folders): a Stop skips the lesson's own cleanup, not that."""
+    run = dashboard.engine.start_lesson("pool-map", {"spin": 5.0, "items": 20})
+    wait_live(run, 4)
+    main = run.main_pid
+    with open(f"/proc/{main}/environ", "rb") as f:
+        env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+    scratch = env[b"TMPDIR"].decode()
+    assert os.path.isdir(scratch) and scratch.startswith(dashboard.engine._core.tmp), scratch
+    with open(os.path.join(scratch, "left.txt"), "w") as f:   # as a killed lesson leaves it
+        f.write("x")
+    dashboard.engine.stop(run.id)
+    assert run.state == "stopped" and not os.path.exists(scratch)
+    finished = run_to_end(dashboard, "process-target")
+    assert finished.state == "finished"
+    assert [n for n in os.listdir(dashboard.engine._core.tmp) if n.startswith(finished.id)] == []
+
+
 def test_stop_of_an_ended_run_returns_it(dashboard):
     run = run_to_end(dashboard, "process-target")
     assert dashboard.engine.stop(run.id).state == "finished"

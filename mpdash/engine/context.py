@@ -70,3 +70,9 @@ class Core:
 def stacks_folder(core: Core, run_id: str) -> str:
     """Where the Python processes of a run write their stack dumps (mpdash/stacks.py)."""
     return os.path.join(core.tmp, f"{run_id}.stacks")
+
+
+def scratch_folder(core: Core, run_id: str) -> str:
+    """A lesson's ``TMPDIR``: whatever it (or multiprocessing) leaves in temporary files goes
+    when the run ends, however it ends (a Stop mid-run skips the lesson's own cleanup)."""
+    return os.path.join(core.tmp, f"{run_id}.t")

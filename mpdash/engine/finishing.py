@@ -11,7 +11,7 @@ import time
 from mpdash import pools as pool_insights
 from mpdash import procfs, verdict
 from mpdash.engine import reaping, stopping, streams
-from mpdash.engine.context import Core, LiveRun, stacks_folder
+from mpdash.engine.context import Core, LiveRun, scratch_folder, stacks_folder
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ def finish(core: Core, live: LiveRun) -> None:
         pass
     reaping.settle_unknown(core, live)
     shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
+    shutil.rmtree(scratch_folder(core, run.id), ignore_errors=True)
     state, error = _outcome(live)
     # A lesson that did not finish measured nothing; a program that failed or was stopped
     # still had processes and ends to describe (engine.program).

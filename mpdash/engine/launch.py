@@ -14,7 +14,8 @@ import time
 from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import limits, reaping, streams
-from mpdash.engine.context import ACCEPT, PIPE, Core, EngineBusy, LimitError, LiveRun, stacks_folder
+from mpdash.engine.context import (ACCEPT, PIPE, Core, EngineBusy, LimitError, LiveRun,
+                                   scratch_folder, stacks_folder)
 from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
@@ -50,6 +51,8 @@ def run_env(core: Core, run: Run, sock_path: str) -> dict:
         protocol.ENV_EVENTS: sock_path, protocol.ENV_SERVER_PID: str(core.server_pid),
         protocol.ENV_RUN_MAIN: "1", protocol.ENV_RUN_ID: run.id,
     })
+    if run.kind != "watch":   # a watched program's environment is its own
+        env["TMPDIR"] = scratch_folder(core, run.id)
     env.update([core.marker.split("=", 1)])
     return env
 
@@ -80,6 +83,8 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         listener.setblocking(False)
         if protocol.ENV_STACKS in env:
             os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
+        if run.kind != "watch":
+            os.mkdir(env["TMPDIR"], 0o700)
     except OSError as exc:
         # e.g. a tmp cleaner removed the engine's folder under a long-lived server
         listener.close()
@@ -87,6 +92,8 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
             os.unlink(sock_path)
         except OSError:
             pass
+        shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
+        shutil.rmtree(scratch_folder(core, run.id), ignore_errors=True)
         raise EngineBusy(f"cannot prepare the run's socket: {exc.strerror or exc}") from None
     stdin, cwd = stdio if stdio else (subprocess.DEVNULL, None)
     cgroup = core.cgroups.create(run.id, limits.run_tasks(run, core.hub.limits))
@@ -100,6 +107,7 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         listener.close()
         os.unlink(sock_path)
         shutil.rmtree(stacks_folder(core, run.id), ignore_errors=True)
+        shutil.rmtree(scratch_folder(core, run.id), ignore_errors=True)
         if cgroup is not None:
             core.cgroups.release(cgroup)
         raise lessons.ParamError(f"cannot start {argv[0]!r}: {exc.strerror}") from None
