@@ -114,10 +114,9 @@ def env_value(pid: int, name: str, marker: str | None = None) -> str | None:
     return None
 
 
-def command_name(pid: int) -> str | None:
+def command_line(pid: int) -> str | None:
     """A process's command line as a shell would spell it (``sleep 1.5``, see
-    ``protocol.command_text``); for a zombie, whose command line is gone, its ``comm``; None
-    when gone."""
+    ``protocol.command_text``); None when gone or a zombie (whose command line is gone)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().split(b"\0")
@@ -125,8 +124,14 @@ def command_name(pid: int) -> str | None:
         args = []
     if args and args[-1] == b"":
         args.pop()
-    if args:
-        return protocol.command_text([a.decode(errors="replace") for a in args])
+    return protocol.command_text([a.decode(errors="replace") for a in args]) if args else None
+
+
+def command_name(pid: int) -> str | None:
+    """``command_line``, or for a zombie its ``comm``; None when gone."""
+    line = command_line(pid)
+    if line:
+        return line
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read(_READ)

@@ -39,7 +39,8 @@ EVENT = "event"        # an Event (tracing, or a lesson's ctx.event)
 # The fields each kind carries besides k, pid and t. The engine's handler table must cover every
 # kind here (tests/test_protocol.py proves it), and docs/API.md must name each one.
 FIELDS: dict[str, tuple[str, ...]] = {
-    HELLO: ("role", "ppid", "via", "name", "python"),   # python: the main's interpreter only
+    # python: the main's interpreter only; argv: a plain fork's command line, as /proc has it
+    HELLO: ("role", "ppid", "via", "name", "python", "argv"),
     SPAWNED: ("child", "name", "daemon", "method", "role"),   # role: absent = "worker"
     CHILD: ("name", "daemon"),
     EXITING: ("code",),

@@ -60,7 +60,7 @@ class Engine:
             # Called the instant an exit is seen, before anyone reaps (the sampler's last reading).
             on_death=on_death or (lambda run, pid: None),
             on_finish=on_finish or (lambda run: None))
-        self._watchdog = launch.start_watchdog(python, self.marker, self.cgroups)
+        self._watchdog = launch.start_watchdog(python, self.marker, self.cgroups, tmp)
         self._reactor.start()
 
     # Read by the dashboard, the CLI and the tests.

@@ -1,4 +1,4 @@
-"""The server's dead-man switch: ``python -I -S watchdog.py MARKER [CGROUP_DIR...]``.
+"""The server's dead-man switch: ``python -I -S watchdog.py MARKER [--tmp DIR] [CGROUP_DIR...]``.
 
 The engine starts one per server, in its own session, holding the read end of a pipe whose
 write end only the server has. When that pipe reaches EOF the server is gone, however it went
@@ -8,7 +8,9 @@ write end only the server has. When that pipe reaches EOF the server is gone, ho
 - every process whose environment carries ``MARKER`` (``MPDASH_ENGINE=<token>``, set in each
   run's environment and inherited by all its processes),
 
-scanning again until two scans in a row find nothing, and exits. The ``PR_SET_PDEATHSIG`` chain
+scanning again until two scans in a row find nothing; then removes the cgroups and the
+engine's private folder (``--tmp``: the runs' sockets, stack dumps and lessons' ``TMPDIR``),
+and exits. The ``PR_SET_PDEATHSIG`` chain
 usually got there first; this catches what it cannot: processes that are not Python (no probe),
 that left the process group, or whose parent thread was still alive.
 
@@ -79,7 +81,11 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     marker = argv[0].encode()
-    cgroups = argv[1:]
+    rest = argv[1:]
+    tmp = None
+    if rest[:1] == ["--tmp"]:
+        tmp, rest = rest[1], rest[2:]
+    cgroups = rest
     try:
         while os.read(0, 4096):
             pass
@@ -88,6 +94,10 @@ def main(argv: list[str]) -> int:
     sweep(marker, cgroups)
     for path in cgroups:   # empty now
         rmtree_cgroup(path)
+    # Only the folder the marker names (MPDASH_ENGINE=<its name>): never anything else.
+    if tmp and os.path.basename(tmp.rstrip("/")).encode() == marker.split(b"=", 1)[-1]:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -43,6 +43,19 @@ def _terminal(config):
     return open(fd, "w", closefd=False)
 
 
+def _session_timeout(config) -> float:
+    """pytest-timeout's own: --timeout, else PYTEST_TIMEOUT, else the ini; 0 without it."""
+    for read in (lambda: config.getoption("timeout", None), lambda: os.environ["PYTEST_TIMEOUT"],
+                 lambda: config.getini("timeout")):
+        try:
+            value = read()
+        except (KeyError, ValueError):
+            continue
+        if value not in (None, ""):
+            return float(value)
+    return 0.0
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """The backstop behind pytest-timeout. Its SIGALRM fires once, in the main thread: a
@@ -50,8 +63,9 @@ def pytest_runtest_protocol(item, nextitem):
     good. Past the test's timeout and a grace this dumps every thread's stack and exits."""
     import faulthandler
     marker = item.get_closest_marker("timeout")
-    limit = float(marker.args[0]) if marker and marker.args else \
-        float(item.config.getini("timeout") or 0)
+    limit = float(marker.args[0]) if marker and marker.args else _session_timeout(item.config)
+    if sys.gettrace() is not None or item.config.getoption("usepdb", False):
+        limit = 0   # someone is debugging: pytest-timeout stands down too
     done = threading.Event()
 
     def backstop():

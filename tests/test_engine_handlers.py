@@ -155,7 +155,7 @@ def _check_event(core, live, worker, published):
 
 CASES = {
     protocol.HELLO: (lambda main: dict(role="worker", ppid=main, via="fork", name="W-1",
-                                       python=PY), _check_hello),
+                                       python=PY, argv=None), _check_hello),
     protocol.SPAWNED: (lambda main: dict(child=None, name="W-2", daemon=True, method="spawn",
                                          role="worker"), _check_spawned),
     protocol.CHILD: (lambda main: dict(name="W-3", daemon=False), _check_child),
@@ -306,7 +306,35 @@ def test_a_plain_fork_already_reaped_keeps_its_name_and_its_code(rig):
     gone.wait(timeout=10)   # reaped: /proc/<pid> no longer exists
     assert _send(core, live, protocol.REAPED, main, dict(child=gone.pid, code=3))
     assert _send(core, live, protocol.HELLO, gone.pid,
-                 dict(role="child", ppid=main, via="fork", name="python children.py"))
+                 dict(role="child", ppid=main, via="fork", argv=["python", "children.py"]))
     proc = live.run.processes[gone.pid]
     assert (proc.name, proc.role, proc.ppid) == ("python children.py", "child", main)
     assert (proc.exitcode, proc.end) == (3, "crash") and proc.ended_at is not None
+
+
+def test_a_plain_fork_still_there_is_named_by_what_it_runs_now(rig):
+    """Its hello's ``argv`` is from before any exec: /proc, while readable, wins; and it stays
+    marked for renaming, since it may exec later."""
+    core, live, worker, published = rig
+    assert wait_until(lambda: b"time.sleep" in open(f"/proc/{worker}/cmdline", "rb").read(), 5)
+    assert _send(core, live, protocol.HELLO, worker,
+                 dict(role="child", ppid=live.run.main_pid, via="fork", argv=["python", "x.py"]))
+    proc = live.run.processes[worker]
+    assert "time.sleep(30)" in proc.name and worker in live.named_by_proc
+
+
+def test_a_zombie_keeps_its_name_when_a_scan_looks_again(rig):
+    """Killed, not yet reaped by its parent: its command line is gone and only a 15-character
+    ``comm`` is left. The rename after exec (reaping.rename) must not take that for a new
+    program (a SIGTERMed fork of test_anyprog's children.py became "python3.13")."""
+    from mpdash.engine import reaping
+    core, live, _, published = rig
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])   # never waited for until the end
+    try:
+        assert wait_until(lambda: open(f"/proc/{zombie.pid}/stat").read().split(") ")[1][0] == "Z", 10)
+        core.hub.upsert_process(live.run, zombie.pid, role="child", name="python children.py")
+        live.named_by_proc.add(zombie.pid)
+        reaping.rename(core, live, zombie.pid)
+        assert live.run.processes[zombie.pid].name == "python children.py"
+    finally:
+        zombie.wait(timeout=10)

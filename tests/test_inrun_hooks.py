@@ -46,3 +46,26 @@ def test_a_forked_budget_starts_fresh(monkeypatch):
         os.close(read)
         assert os.waitpid(pid, 0)[1] == 0
     assert budget.state.traffic == {"Queue-1": {"bytes": 0, "puts": 3}}   # the parent's, kept
+
+
+def test_a_plain_fork_reads_its_own_command_line_without_importing(monkeypatch):
+    """What a plain fork's hello carries (mpdash/inrun/lifecycle.py): /proc/self/cmdline as a
+    list, read in the child with no import (an import lock may be held at the fork)."""
+    import sys
+    from mpdash.inrun import lifecycle
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            before = set(sys.modules)
+            argv = lifecycle._own_argv()
+            os.write(write, repr((argv, sorted(set(sys.modules) - before))).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        argv, imported = eval(f.read())
+    os.waitpid(pid, 0)
+    with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
+        mine = [a.decode() for a in f.read().split(b"\0")[:-1]]
+    assert argv == mine and imported == []

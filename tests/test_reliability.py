@@ -361,6 +361,8 @@ def test_server_sigkill_leaves_nothing_within_three_seconds(server_factory, cgro
     env = {"MPDASH_NO_CGROUPS": "1"} if cgroups == "pgroup" else None
     server = _busy_server(server_factory, ["fork", "spawn", "forkserver"], env=env)
     before = len(run_processes(server.pid))
+    folder = _engine_folder(run_processes(server.pid)[0])
+    assert os.path.isdir(folder)
     t0 = time.monotonic()
     os.kill(server.pid, signal.SIGKILL)
     server.proc.wait(timeout=5)
@@ -368,6 +370,16 @@ def test_server_sigkill_leaves_nothing_within_three_seconds(server_factory, cgro
         run_processes(server.pid)
     took = time.monotonic() - t0
     print(f"server SIGKILL ({cgroups}): {before} processes gone in {took * 1000:.0f} ms")
+    # The runs' sockets, stack dumps and lessons' TMPDIR went with them (the watchdog).
+    assert wait_until(lambda: not os.path.exists(folder), timeout=3.0), os.listdir(folder)
+
+
+def _engine_folder(pid: int) -> str:
+    """The engine's private folder, named by the marker every run process carries."""
+    import tempfile
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+    return os.path.join(tempfile.gettempdir(), env[b"MPDASH_ENGINE"].decode())
 
 
 def test_pool_terminated_at_birth_does_not_hang_the_run(dashboard):

@@ -104,6 +104,19 @@ def test_a_lessons_temporary_files_go_with_its_run_however_it_ends(dashboard):
     assert [n for n in os.listdir(dashboard.engine._core.tmp) if n.startswith(finished.id)] == []
 
 
+def test_no_scratch_folder_where_multiprocessings_sockets_would_not_fit():
+    """Under a server whose TMPDIR is long, forkserver's TMPDIR/pymp-*/listener-* socket would
+    pass the 107-byte limit of a socket path: the lesson keeps the server's TMPDIR then."""
+    from types import SimpleNamespace
+    from mpdash.engine.context import MAX_SCRATCH, has_scratch, scratch_folder
+    lesson = SimpleNamespace(kind="lesson", id="r1a231677827001d78")
+    for length, fits in ((20, True), (80, False)):
+        core = SimpleNamespace(tmp="/" + "x" * (length - 1))
+        assert has_scratch(core, lesson) is fits
+        assert (len(scratch_folder(core, lesson.id)) + 32 <= 107) is fits and MAX_SCRATCH == 75
+    assert not has_scratch(SimpleNamespace(tmp="/tmp/m"), SimpleNamespace(kind="watch", id="r"))
+
+
 def test_stop_of_an_ended_run_returns_it(dashboard):
     run = run_to_end(dashboard, "process-target")
     assert dashboard.engine.stop(run.id).state == "finished"

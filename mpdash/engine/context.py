@@ -72,7 +72,18 @@ def stacks_folder(core: Core, run_id: str) -> str:
     return os.path.join(core.tmp, f"{run_id}.stacks")
 
 
+# multiprocessing's forkserver and Manager put a Unix socket at TMPDIR/pymp-XXXXXXXX/
+# listener-XXXXXXXX (32 characters more), and a socket's path holds at most 107.
+MAX_SCRATCH = 107 - 32
+
+
 def scratch_folder(core: Core, run_id: str) -> str:
     """A lesson's ``TMPDIR``: whatever it (or multiprocessing) leaves in temporary files goes
     when the run ends, however it ends (a Stop mid-run skips the lesson's own cleanup)."""
     return os.path.join(core.tmp, f"{run_id}.t")
+
+
+def has_scratch(core: Core, run) -> bool:
+    """Lessons only (a watched program's environment is its own), and only where the socket
+    paths multiprocessing makes under it still fit (a server with a very long TMPDIR)."""
+    return run.kind != "watch" and len(scratch_folder(core, run.id)) <= MAX_SCRATCH

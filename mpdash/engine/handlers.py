@@ -36,23 +36,30 @@ def _hello(core, live, msg, pid, t):
     if pid == run.main_pid and isinstance(info, dict):   # the interpreter the run really ran
         hub.set_python(run, {k: info.get(k) for k in PYTHON_KEYS})
     proc = run.processes.get(pid)
-    if role == reaping.CHILD and msg.get("via") == "fork":
-        live.named_by_proc.add(pid)   # it names itself by its command line, which exec changes
+    name = msg.get("name")
+    if role == reaping.CHILD and name is None and (proc is None or proc.name is None):
+        # A plain fork is named by its command line: /proc's while it is there (it may have
+        # exec'd since), else the one it sent (gone or a zombie before we could read).
+        name = procfs.command_line(pid) or _spelt(msg.get("argv")) or procfs.command_name(pid)
+        live.named_by_proc.add(pid)   # an exec renames it at the next scan
     if proc is None:
-        reaping.birth(core, live, pid, ppid=msg.get("ppid"), role=role, t=t, name=msg.get("name"))
+        reaping.birth(core, live, pid, ppid=msg.get("ppid"), role=role, t=t, name=name)
         return
     # The process's own word on its parent wins: under forkserver the parent is
     # the forkserver, not the process that called start().
     fields = {"ppid": msg.get("ppid", proc.ppid)}
     if proc.role != "main":
         fields["role"] = role
-    if msg.get("name"):
-        fields["name"] = msg["name"]
-    elif role == reaping.CHILD and proc.name is None:
-        fields["name"] = procfs.command_name(pid)
-        live.named_by_proc.add(pid)
+    if name:
+        fields["name"] = name
     if any(getattr(proc, k) != v for k, v in fields.items()):
         hub.publish_proc(run, hub.upsert_process(run, pid, **fields), "update")
+
+
+def _spelt(argv) -> str | None:
+    if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
+        return p.command_text(argv)
+    return None
 
 
 def _spawned(core, live, msg, pid, t):

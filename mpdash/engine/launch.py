@@ -15,7 +15,7 @@ from mpdash import lessons, protocol
 from mpdash.cgroups import Cgroups
 from mpdash.engine import limits, reaping, streams
 from mpdash.engine.context import (ACCEPT, PIPE, Core, EngineBusy, LimitError, LiveRun,
-                                   scratch_folder, stacks_folder)
+                                   has_scratch, scratch_folder, stacks_folder)
 from mpdash.paths import BOOT_DIR, PACKAGE_DIR, PROJECT_ROOT
 from mpdash.state import Run
 
@@ -51,7 +51,7 @@ def run_env(core: Core, run: Run, sock_path: str) -> dict:
         protocol.ENV_EVENTS: sock_path, protocol.ENV_SERVER_PID: str(core.server_pid),
         protocol.ENV_RUN_MAIN: "1", protocol.ENV_RUN_ID: run.id,
     })
-    if run.kind != "watch":   # a watched program's environment is its own
+    if has_scratch(core, run):
         env["TMPDIR"] = scratch_folder(core, run.id)
     env.update([core.marker.split("=", 1)])
     return env
@@ -83,7 +83,7 @@ def launch(core: Core, run: Run, argv: list[str], analyze, echo, stdio) -> Run:
         listener.setblocking(False)
         if protocol.ENV_STACKS in env:
             os.mkdir(env[protocol.ENV_STACKS], 0o700)   # each process writes <pid>.txt there
-        if run.kind != "watch":
+        if has_scratch(core, run):
             os.mkdir(env["TMPDIR"], 0o700)
     except OSError as exc:
         # e.g. a tmp cleaner removed the engine's folder under a long-lived server
@@ -146,13 +146,15 @@ def lower_priority(pid: int, nice: int) -> None:
         pass
 
 
-def start_watchdog(python: str, marker: str, cgroups: Cgroups) -> subprocess.Popen | None:
+def start_watchdog(python: str, marker: str, cgroups: Cgroups,
+                   tmp: str) -> subprocess.Popen | None:
     """The dead-man switch (mpdash/watchdog.py): sweeps this engine's runs once the server
     is gone, however it went. Its own session, so a terminal's Ctrl-C does not reach it."""
     dirs = [d for d in (cgroups.v2_parent, cgroups.pids_parent) if d]
     try:
         return subprocess.Popen(
-            [python, "-I", "-S", os.path.join(PACKAGE_DIR, "watchdog.py"), marker, *dirs],
+            [python, "-I", "-S", os.path.join(PACKAGE_DIR, "watchdog.py"), marker,
+             "--tmp", tmp, *dirs],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
     except OSError:

@@ -130,7 +130,7 @@ def rename(core: Core, live: LiveRun, pid: int) -> None:
     if proc is None or proc.role != CHILD:
         live.named_by_proc.discard(pid)
         return
-    name = procfs.command_name(pid)
+    name = procfs.command_line(pid)   # not a zombie's comm: it keeps the name it had
     if name and name != proc.name:
         core.hub.publish_proc(live.run, core.hub.upsert_process(live.run, pid, name=name),
                               "update")

@@ -108,14 +108,16 @@ def _after_fork_in_child() -> None:
     _set_parent_death_signal()
     hello = {"role": role.get(), "ppid": os.getppid(), "via": "fork"}
     if not ours:
-        # A plain fork names itself: a short-lived one is often reaped before the server
-        # reads its hello, and a reaped process's /proc/<pid>/cmdline is gone.
-        hello["name"] = _own_command()
+        # A plain fork says what it runs: a short-lived one is often reaped before the server
+        # reads its hello, and a reaped process's /proc/<pid>/cmdline is gone. The raw
+        # arguments, a file read: no import may happen here (another thread of the parent
+        # may have held an import lock at the fork); the server spells them.
+        hello["argv"] = _own_argv()
     channel.send(protocol.HELLO, **hello)
 
 
-def _own_command() -> str | None:
-    """This process's command line as the server's /proc read would spell it."""
+def _own_argv() -> list[str] | None:
+    """This process's command line as /proc has it (the server's own read of a child)."""
     try:
         with open("/proc/self/cmdline", "rb") as f:
             args = f.read().split(b"\0")
@@ -123,7 +125,7 @@ def _own_command() -> str | None:
         return None
     if args and args[-1] == b"":
         args.pop()
-    return protocol.command_text([a.decode(errors="replace") for a in args]) if args else None
+    return [a.decode(errors="replace") for a in args] or None
 
 
 # ---------------------------------------------------------------------------- multiprocessing

@@ -176,7 +176,7 @@ def settle(page, timeout=5_000):
     screenshot or a "nothing changed" check waits for, instead of a fixed sleep. (Endless ones,
     a live dot's pulse, never settle and are not waited for.)"""
     page.wait_for_function("""() => document.getAnimations().every(a =>
-        a.playState !== 'running' || a.effect.getComputedTiming().iterations === Infinity)""",
+        a.playState !== 'running' || !a.effect || a.effect.getComputedTiming().iterations === Infinity)""",
                            timeout=timeout)
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
