@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from mpdash import lessons, serving
@@ -87,6 +88,9 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
     from mpdash.dashboard import Dashboard
+    # Started from a script in the background, we inherit SIGINT ignored: Ctrl-C (or kill -INT)
+    # must still stop the run, as it does for the server (serving.py).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with Dashboard() as dash:
         if not args.json:
             dash.hub.subscribe(_printer(dash))

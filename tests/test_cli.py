@@ -65,10 +65,17 @@ def test_a_worker_crashing_on_purpose_is_a_finished_run_exit_0(crash):
     assert any(p["end"] == "crash" for p in run["processes"])
 
 
-def test_a_stopped_run_exits_1():
-    """Ctrl-C stops the run (state stopped): exit status 1, and nothing is left."""
-    proc = subprocess.Popen([sys.executable, "-m", "mpdash", "run", "process-target",
-                             "--param", "delay=1.0", "--param", "count=30"], cwd=ROOT,
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_a_stopped_run_exits_1(inherited):
+    """Ctrl-C stops the run (state stopped): exit status 1, and nothing is left. Also when
+    started with SIGINT ignored, as a script's background job is (make test from one)."""
+    # The disposition is set, then kept across exec (an ignored signal stays ignored).
+    how = "SIG_IGN" if inherited == "ignored" else "SIG_DFL"
+    command = [sys.executable, "-m", "mpdash", "run", "process-target",
+               "--param", "delay=1.0", "--param", "count=30"]
+    proc = subprocess.Popen([sys.executable, "-c", f"import os, signal, sys; "
+                             f"signal.signal(signal.SIGINT, signal.{how}); "
+                             f"os.execv(sys.executable, {command!r})"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
