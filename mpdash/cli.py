@@ -88,12 +88,14 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
     from mpdash.dashboard import Dashboard
+    from mpdash.echo import Echo
     # Started from a script in the background, we inherit SIGINT ignored: Ctrl-C (or kill -INT)
     # must still stop the run, as it does for the server (serving.py).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    echo = None if args.json else Echo(all_to_stderr=False)
     with Dashboard() as dash:
-        if not args.json:
-            dash.hub.subscribe(_printer(dash))
+        if echo is not None:
+            dash.hub.subscribe(_printer(echo))
         run = None
         try:
             run = dash.engine.start_lesson(lesson.id, params, python=args.python)
@@ -103,6 +105,9 @@ def cmd_run(args) -> int:
                 print("interrupted", file=sys.stderr)
                 return EXIT_RUN_FAILED
             dash.engine.stop(run.id, reason="interrupted (Ctrl-C)")
+        finally:
+            if echo is not None:
+                echo.close(timeout=None)   # every line of the run before its summary
         data = dash.hub.snapshot(run)
     try:
         _write_exports(data, args.trace, args.csv)
@@ -137,22 +142,22 @@ def _write_exports(data: dict, trace_path: str | None, csv_path: str | None) -> 
             f.write(export.metrics_csv(data))
 
 
-def _printer(dash):
-    """Live lines for a human: births, exits, and what each process printed."""
+def _printer(echo):
+    """Live lines for a human: births, exits, and what each process printed. A hub listener
+    (under the hub's lock): it only queues, the echo thread writes."""
     reported_exit: set[int] = set()
 
     def show(name, msg):
         if name == "output":
-            stream = sys.stdout if msg["stream"] == "out" else sys.stderr
-            print(f"[{msg['pid']}] {msg['text']}", file=stream, flush=True)
+            echo("out" if msg["stream"] == "out" else "err", f"[{msg['pid']}] {msg['text']}")
         elif name == "proc" and msg["kind"] == "start":
-            print(f"  · {msg['role']} {msg['pid']} started", flush=True)
+            echo("out", f"  · {msg['role']} {msg['pid']} started")
         elif name == "proc" and msg["kind"] == "exit" and msg["pid"] not in reported_exit:
             # An exit may be announced before anyone reaped the process; wait for the code.
             if msg["exitcode"] is not None or msg["end"] == "killed":
                 reported_exit.add(msg["pid"])
-                print(f"  · {msg['role']} {msg['pid']} ended: {msg['end']} "
-                      f"(exit code {msg['exitcode']})", flush=True)
+                echo("out", f"  · {msg['role']} {msg['pid']} ended: {msg['end']} "
+                            f"(exit code {msg['exitcode']})")
     return show
 
 

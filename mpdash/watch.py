@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import queue
 import shlex
 import shutil
 import signal
@@ -32,6 +31,7 @@ import time
 import webbrowser
 
 from mpdash import serving
+from mpdash.echo import Echo
 from mpdash.serving import EXIT_BAD_ARGS, say
 
 __all__ = ["watch", "exit_status", "process_count", "byte_size"]
@@ -69,36 +69,6 @@ def exit_status(run: dict) -> int:
     return code if code >= 0 else 128 - code
 
 
-class _Echo:
-    """Writes the program's lines to our terminal from its own thread."""
-
-    def __init__(self, all_to_stderr: bool):
-        self.all_to_stderr = all_to_stderr
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="mpdash-echo", daemon=True)
-        self._thread.start()
-
-    def __call__(self, stream: str, text: str) -> None:
-        self._queue.put((stream, text))
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            stream, text = item
-            out = sys.stderr if self.all_to_stderr or stream == "err" else sys.stdout
-            try:
-                out.write(text + "\n")
-                out.flush()
-            except (OSError, ValueError):
-                pass
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=2)
-
-
 def _stdin_for_run():
     """What to give the program as stdin, and a closer for what we opened for it."""
     try:
@@ -129,7 +99,7 @@ def _stdin_for_run():
     return read_end, lambda: os.close(read_end)
 
 
-def _stall_printer(run_id: str, echo: _Echo):
+def _stall_printer(run_id: str, echo: Echo):
     """A stalled run explains itself on stderr, like ``py-spy dump`` (mpdash/stacks.py). Hub
     listeners run under its lock: this only queues the lines for the echo thread."""
     from mpdash.stacks import format_snapshot
@@ -170,7 +140,7 @@ def _watch_run(served, command: list[str], args) -> int:
     from mpdash.runs import LimitError
 
     dash = served.dashboard
-    echo = _Echo(all_to_stderr=args.json)   # --json: stdout carries the run object only
+    echo = Echo(all_to_stderr=args.json)   # --json: stdout carries the run object only
     stdin, close_stdin = _stdin_for_run()
     try:
         run = dash.engine.start_command(command, title=shlex.join(command)[:120],

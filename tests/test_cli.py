@@ -104,3 +104,32 @@ def test_headless_runs_are_not_stored():
         return
     runs, _ = Store(data_dir).load()
     assert run_id not in {r.id for r in runs}
+
+
+def test_a_terminal_that_does_not_read_never_stalls_the_engine(monkeypatch):
+    """``mpdash run | less``, stopped: the live lines wait in the echo's queue, and the run goes
+    on (they were printed under the hub's lock, which froze the engine with the terminal)."""
+    import threading
+    from mpdash import cli
+    from mpdash.dashboard import Dashboard
+    from mpdash.echo import Echo
+    gate = threading.Event()
+
+    class Stuck:
+        def write(self, text):
+            gate.wait(30)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Stuck())
+    echo = Echo(all_to_stderr=False)
+    try:
+        with Dashboard() as dash:
+            dash.hub.subscribe(cli._printer(echo))
+            run = dash.engine.start_lesson("process-target", {})
+            dash.engine.wait(run.id, timeout=20)
+            assert run.state == "finished", run.error
+    finally:
+        gate.set()
+        echo.close()
