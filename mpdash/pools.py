@@ -21,6 +21,7 @@ __all__ = ["insights", "pools_of", "build", "findings_of", "Collector", "KINDS"]
 KINDS = {"Pool": "Pool", "ThreadPool": "ThreadPool", "Executor": "ProcessPoolExecutor",
          "Loky": "loky"}
 SLOWEST = 3
+_TASK_KINDS = frozenset(("task_start", "task_end", "traffic"))
 DETAIL = 200          # characters of a task's description kept (a bounded repr)
 
 
@@ -38,9 +39,12 @@ def _quantile(ordered: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
-def _top(kept: list, item: tuple) -> None:
-    """Keep ``kept`` the SLOWEST slowest items so far, slowest first, the earlier of a tie
-    first: what a stable sort of all of them by seconds would put first."""
+def _top(kept: list, seconds: float, pid, detail) -> None:
+    """Keep ``kept`` the SLOWEST slowest (seconds, pid, detail) so far, slowest first, the
+    earlier of a tie first: what a stable sort of all of them by seconds would put first."""
+    if len(kept) >= SLOWEST and seconds <= kept[-1][0]:
+        return      # most tasks: not among the slowest, and their detail is not even read
+    item = (seconds, pid, str(detail or "")[:DETAIL])
     at = len(kept)
     while at and kept[at - 1][0] < item[0]:
         at -= 1
@@ -96,8 +100,10 @@ class _Pool:
         return found
 
     def saw(self, start, end) -> None:
-        self.first = start if self.first is None else min(self.first, start)
-        self.last = end if self.last is None else max(self.last, end)
+        if self.first is None or start < self.first:
+            self.first = start
+        if self.last is None or end > self.last:
+            self.last = end
 
 
 class Collector:
@@ -108,13 +114,14 @@ class Collector:
         self.pools: dict[str, _Pool] = {}
 
     def feed(self, events) -> None:
+        # ~1.5 µs an event: a live run's refreshes fold thousands a second (engine/livepools.py)
         pools = self.pools
         for event in events:
             kind = event.get("kind")
-            if kind not in ("task_start", "task_end", "traffic"):
+            if kind not in _TASK_KINDS:
                 continue
             channel = event.get("channel")
-            if _kind(channel) is None:
+            if not isinstance(channel, str):     # only pools' channels carry task events
                 continue
             if kind == "traffic" and not event.get("tasks_ended"):
                 continue
@@ -133,11 +140,11 @@ class Collector:
                 worker.items += int(event.get("items") or 1)
                 worker.busy += seconds
                 worker.did(t, "end")
-                start = pool.starts.get(event.get("msg"))
-                detail = (start or {}).get("detail") or event.get("detail") or ""
                 pool.timed += 1
                 bisect.insort(pool.durations, seconds)
-                _top(pool.slowest_timed, (seconds, event.get("pid"), str(detail)[:DETAIL]))
+                start = pool.starts.get(event.get("msg"))
+                _top(pool.slowest_timed, seconds, event.get("pid"),
+                     (start or {}).get("detail") or event.get("detail"))
                 pool.saw(t - seconds, t)
             else:   # a busy worker's counts: tasks_ended tasks, task_s seconds of them
                 worker = pool.worker(event)
@@ -152,8 +159,8 @@ class Collector:
                 else:
                     worker.untimed += ended
                 if event.get("slowest_s") is not None:
-                    _top(pool.slowest_summarised, (float(event["slowest_s"]), event.get("pid"),
-                                                   str(event.get("slowest") or "")[:DETAIL]))
+                    _top(pool.slowest_summarised, float(event["slowest_s"]), event.get("pid"),
+                         event.get("slowest"))
                 interval = float(event.get("interval") or 0.0)
                 pool.saw(t - interval, t)
 

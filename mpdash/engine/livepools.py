@@ -21,7 +21,7 @@ from mpdash.engine.context import Core
 log = logging.getLogger(__name__)
 
 PERIOD = 1.0        # s between refreshes of a live run's pools
-SHARE = 0.002       # at most this share of a core on them: past it the refreshes space out
+SHARE = 0.003       # at most this share of a core on them: past it the refreshes space out
 FRAME_MARGIN = 1.0  # s of frames kept before the earliest pool's first task (late events)
 
 
