@@ -124,11 +124,13 @@ def test_fork_with_a_held_lock_the_child_waits_in_the_function_that_takes_it(qui
     dash = quiet_dash
     run = dash.engine.start_command(program("fork_held_lock.py"), timeout=30)
 
-    def hung(snap):
+    def hung(snap):   # the child stuck in take_lock, and the main already joining it
+        main = [p for p in snap["processes"] if p["pid"] == run.main_pid]
         child = [p for p in snap["processes"] if p["pid"] != run.main_pid]
-        return child and child[0]["threads"] and \
+        return main and child and child[0]["threads"] and \
             child[0]["threads"][-1]["frames"][-1:] and \
-            child[0]["threads"][-1]["frames"][-1]["function"] == "take_lock"
+            child[0]["threads"][-1]["frames"][-1]["function"] == "take_lock" and \
+            any("join" in functions(t) for t in main[0]["threads"])
     snap = settle(dash, run, 2, until=hung)
     child = next(p for p in snap["processes"] if p["pid"] != run.main_pid)
     assert child["name"] == "taker"
