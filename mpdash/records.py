@@ -124,6 +124,7 @@ class Run:
     marks: list = field(default_factory=list)               # (t, label, detail) from ctx.mark
     stacks: collections.deque = field(default_factory=lambda: collections.deque(maxlen=MAX_STACKS))
     output_dropped: int = 0
+    events_added: int = 0              # every event ever recorded (``events`` keeps the last ones)
     time_limit: float | None = None
     process_limit: int | None = None   # live processes; a lesson's counts every lesson's
     rss_limit: int | None = None       # bytes of RSS summed over the run; None: no limit

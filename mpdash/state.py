@@ -233,6 +233,7 @@ class Hub:
             event["seq"], event["run"] = self.next_seq(), run.id
             run.seq = event["seq"]
             run.events.append(event)
+            run.events_added += 1
             self.publish("event", event)
             return event
 

@@ -225,3 +225,34 @@ def test_a_live_runs_pools_are_published_when_they_change_and_never_after_its_en
     hub.set_state(run, "finished", pools=["the final computation"])
     assert not livepools.refresh(core, run, live)
     assert run.pools == ["the final computation"]                      # the end's stays
+
+
+@pytest.mark.parametrize("refresh_every, complete", [(20, True), (200, False)])
+def test_a_run_past_the_events_it_keeps_counts_every_task_or_says_it_cannot(
+        refresh_every, complete):
+    """A run keeps its last MAX_EVENTS events (here 50). The live fold reads them as they come,
+    so the end still counts all 100 tasks; when more were dropped than a refresh could read,
+    the pools are counted from the events kept and say ``partial``."""
+    import collections
+    import types
+    from mpdash.engine import finishing, livepools
+    from mpdash.state import Hub, Run
+    hub = Hub()
+    run = Run(id="r1", lesson="pool-map", title="t", params={})
+    run.events = collections.deque(maxlen=50)
+    hub.add_run(run)
+    hub.set_state(run, "running")
+    run.processes.update(_procs(1, 2))
+    core, live = types.SimpleNamespace(hub=hub), livepools.LivePools()
+    for n in range(100):   # 100 tasks, 200 events
+        for event in _task(1 + n % 2, f"Pool-1/0/{n}", 1.0 + n * 0.01, 0.005, f"f({n})"):
+            hub.add_event(run, event)
+            if run.events_added % refresh_every == 0:
+                livepools.refresh(core, run, live)
+    assert run.events_added == 200 and len(run.events) == 50
+    (pool,) = finishing._pool_insights(hub, run, live)
+    if complete:
+        assert pool["tasks"] == 100 and "partial" not in pool
+    else:
+        assert pool["tasks"] == 25 and pool["partial"] is True
+    assert any(f["key"].startswith("pool") for f in run.findings)

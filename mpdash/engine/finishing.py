@@ -141,7 +141,7 @@ def finish(core: Core, live: LiveRun) -> None:
         main_code = run.processes[run.main_pid].exitcode
         hub.add_findings(run, [hub.atomic(verdict.watch_verdict, run, state, main_code, error,
                                           time.time())])
-    pools = _pool_insights(hub, run)
+    pools = _pool_insights(hub, run, live.live_pools)
     del core.live[run.id]
     core.strays_until = time.monotonic() + STRAYS_AFTER
     reaping.reap_strays(core)
@@ -151,14 +151,25 @@ def finish(core: Core, live: LiveRun) -> None:
             fut.set_result(run)
 
 
-def _pool_insights(hub, run) -> list:
+def _pool_insights(hub, run, live_pools) -> list:
     """Every pool of the run (docs/API.md ``Pool``) and its findings, whatever the run's end:
-    a stopped run's pool still had workers. Computed on copies, outside the Hub's lock."""
+    a stopped run's pool still had workers. Computed on copies, outside the Hub's lock.
+
+    From the live refreshes' fold when it holds every event the run recorded (then a run past
+    MAX_EVENTS still counts all its tasks), else from the events kept: then ``partial``."""
     try:
-        events, processes, frames = hub.atomic(
-            lambda: (list(run.events), dict(run.processes), list(run.frames)))
-        pools, found = pool_insights.insights(events, processes, frames)
-        hub.add_findings(run, found)
+        events, processes, frames, added = hub.atomic(
+            lambda: (list(run.events), dict(run.processes), list(run.frames), run.events_added))
+        newer = [e for e in events if e["seq"] > live_pools.event_seq] if live_pools else events
+        if live_pools is not None and live_pools.folded + len(newer) == added:
+            live_pools.collector.feed(newer)
+            pools = pool_insights.build(live_pools.collector.pools, processes, frames)
+        else:
+            pools = pool_insights.pools_of(events, processes, frames)
+            if added > len(events):
+                for pool in pools:
+                    pool["partial"] = True
+        hub.add_findings(run, pool_insights.findings_of(pools))
         return pools
     except Exception:
         log.exception("pool insights of run %s", run.id)

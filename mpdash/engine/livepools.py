@@ -5,9 +5,10 @@ Recomputing from all of a run's events each time cost ~18 ms for 40 workers and 
 events (most of it folding the events): 2 % of a core at once a second, on the thread every run
 depends on. So the events are folded once each, as they come (``pools.Collector``, the same fold
 the run's end uses), and only the pools are rebuilt from the fold; the refreshes space out when
-even that passes ``SHARE`` of a core. The run's end computes its pools again from all its events,
-with the findings: that is the authority (a run that kept only its last MAX_EVENTS events ends
-with the pools of those).
+even that passes ``SHARE`` of a core. The run's end folds what is left and computes the
+findings: that is the authority. The fold holds every event, even of a run past MAX_EVENTS, as
+long as no refresh came too late to read them; else the end counts the events kept, and says so
+(``partial``).
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class LivePools:
     def __init__(self):
         self.collector = pool_insights.Collector()
         self.event_seq = self.frame_seq = 0
+        self.folded = 0         # events fed to the collector: all of them, unless some were
+                                # dropped (MAX_EVENTS) between two refreshes
         self.frames: collections.deque = collections.deque()
         self.published: list = []
         self.due = 0.0          # time.monotonic() of the next refresh
@@ -63,6 +66,7 @@ def refresh(core: Core, run, live: LivePools) -> bool:
     events, frames, processes = hub.atomic(_read, run, live)
     if events:
         live.event_seq = events[-1]["seq"]
+        live.folded += len(events)
         live.collector.feed(events)
     if frames:
         live.frame_seq = frames[-1]["seq"]

@@ -50,6 +50,7 @@ function poolBlock(pool, procOf, live) {
     `a task: p50 ${ms(t.p50)}, p95 ${ms(t.p95)}, max ${ms(t.max)}`,
     pool.dispatch_s !== null && pool.dispatch_s !== undefined ? `between tasks ${ms(pool.dispatch_s)}` : null,
     live ? "so far (still running)" : null,
+    pool.partial ? "counted from the run's last 20 000 events (earlier ones were not kept)" : null,
   ].filter(Boolean);
   const slowest = (pool.slowest || []).map((s) => el("li", {},
     el("span", { class: "num" }, ms(s.seconds)), " on ", procBadge(procOf.get(s.pid), s.pid), " ", el("code", {}, s.detail || "")));
