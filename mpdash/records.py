@@ -10,8 +10,8 @@ import os
 import time
 from dataclasses import dataclass, field, fields
 
-__all__ = ["Run", "Proc", "Limits", "new_run_id", "END_KINDS", "RUN_STATES", "MAX_OUTPUT_LINES",
-           "MAX_EVENTS", "MAX_FRAMES", "MAX_STACKS", "MAX_ERROR"]
+__all__ = ["Run", "Proc", "Limits", "new_run_id", "newer", "END_KINDS", "RUN_STATES",
+           "MAX_OUTPUT_LINES", "MAX_EVENTS", "MAX_FRAMES", "MAX_STACKS", "MAX_ERROR"]
 
 RUN_STATES = ("starting", "running", "finished", "failed", "stopped")
 END_KINDS = ("exit", "crash", "terminated", "killed")
@@ -96,6 +96,19 @@ class Proc:
 
 
 _PROC_FIELDS = tuple(f.name for f in fields(Proc))
+
+
+def newer(items, seq: int) -> list:
+    """The items of one of a Run's seq-ordered deques numbered after ``seq``, oldest first,
+    reading only those (from the right): what the history writer, the stall watch and the
+    live pools each take since their last look."""
+    out = []
+    for item in reversed(items):
+        if item["seq"] <= seq:
+            break
+        out.append(item)
+    out.reverse()
+    return out
 
 
 @dataclass

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 
+from mpdash.records import newer
 from mpdash.stacks import RunEnded
 
 __all__ = ["StallDetector", "StallWatch", "CPU_IDLE", "DEFAULT_STALL"]
@@ -39,13 +40,13 @@ class StallDetector:
     def observe(self, run) -> None:
         """Look at what the run gained since the last call (inside hub.atomic: no change lands meanwhile)."""
         seen, progress = self._seen, self.last_progress
-        for line in _newer(run.output, seen):
+        for line in newer(run.output, seen):
             progress = max(progress, line["t"])
-        for event in _newer(run.events, seen):
+        for event in newer(run.events, seen):
             if event["kind"] != "stall":
                 progress = max(progress, event["t"])
         dumps = [s["t"] for s in run.stacks]
-        for frame in _newer(run.frames, seen):
+        for frame in newer(run.frames, seen):
             self._newest_frame = max(self._newest_frame, frame["t"])
             if any(cpu >= CPU_IDLE for cpu in frame["cpu"]) and \
                     not any(t <= frame["t"] <= t + DUMP_WINDOW for t in dumps):
@@ -68,14 +69,6 @@ class StallDetector:
             return None
         self.fired = True
         return quiet
-
-
-def _newer(items, seq: int):
-    """Items of a seq-ordered deque above ``seq``, newest first (a backwards scan)."""
-    for item in reversed(items):
-        if item["seq"] <= seq:
-            return
-        yield item
 
 
 class StallWatch:

@@ -33,6 +33,7 @@ import time
 
 from mpdash.historyfile import (CRASHED_ERROR, DB_NAME, HistoryFile, identity_of, is_busy,
                                 process_identity, run_record)
+from mpdash.records import newer
 from mpdash.state import Hub, Run
 
 __all__ = ["Store", "DB_NAME", "CRASHED_ERROR", "NO_HISTORY"]
@@ -50,15 +51,7 @@ class _Gone(Exception):
     """The file the connection writes to is no longer the one at the path."""
 
 
-def _newer(items, mark: int) -> list:
-    """Items of a seq-ordered deque whose seq is above ``mark``, oldest first."""
-    found = []
-    for item in reversed(items):
-        if item["seq"] <= mark:
-            break
-        found.append(item)
-    found.reverse()
-    return found
+
 
 
 def describe_failure(exc: BaseException, folder: str) -> str | None:
@@ -319,8 +312,8 @@ class Store:
                       for name, items in (("lines", run.output), ("events", run.events),
                                           ("frames", run.frames), ("stacks", run.stacks))}
             copies.append((run_id, run_record(run), list(run.marks), run.output_dropped, procs,
-                           _newer(run.output, mark), _newer(run.events, mark),
-                           _newer(run.frames, mark), _newer(run.stacks, mark), oldest))
+                           newer(run.output, mark), newer(run.events, mark),
+                           newer(run.frames, mark), newer(run.stacks, mark), oldest))
             previous[run_id] = mark
             self._marks[run_id] = now
             if run.live:

@@ -12,6 +12,7 @@ from mpdash import pools as pool_insights
 from mpdash import procfs, verdict
 from mpdash.engine import livepools, reaping, stopping, streams
 from mpdash.engine.context import Core, LiveRun, scratch_folder, stacks_folder
+from mpdash.records import newer
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +161,9 @@ def _pool_insights(hub, run, live_pools) -> list:
     try:
         events, processes, frames, added = hub.atomic(
             lambda: (list(run.events), dict(run.processes), list(run.frames), run.events_added))
-        newer = [e for e in events if e["seq"] > live_pools.event_seq] if live_pools else events
-        if live_pools is not None and live_pools.folded + len(newer) == added:
-            live_pools.collector.feed(newer)
+        unread = newer(events, live_pools.event_seq) if live_pools else events
+        if live_pools is not None and live_pools.folded + len(unread) == added:
+            live_pools.collector.feed(unread)
             pools = pool_insights.build(live_pools.collector.pools, processes, frames)
         else:
             pools = pool_insights.pools_of(events, processes, frames)

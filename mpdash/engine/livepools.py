@@ -18,6 +18,7 @@ import time
 
 from mpdash import pools as pool_insights
 from mpdash.engine.context import Core
+from mpdash.records import newer
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,9 @@ class LivePools:
         self.spent = 0.0        # CPU seconds of every refresh so far (tests, benchmarks)
 
 
-def _newer(items, seq: int) -> list:
-    """The items numbered after ``seq``, oldest first, reading only those (from the right)."""
-    out = []
-    for item in reversed(items):
-        if item["seq"] <= seq:
-            break
-        out.append(item)
-    out.reverse()
-    return out
-
-
 def _read(run, live: LivePools):
     """Under the Hub's lock: only what is new since the last refresh, and the processes."""
-    return (_newer(run.events, live.event_seq), _newer(run.frames, live.frame_seq),
+    return (newer(run.events, live.event_seq), newer(run.frames, live.frame_seq),
             dict(run.processes))
 
 
