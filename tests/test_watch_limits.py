@@ -156,6 +156,13 @@ def test_the_script_a_command_runs(tmp_path, argv, expected):
     assert found == (str(tmp_path / expected) if expected else None)
 
 
+@pytest.mark.parametrize("argv", [["python3", "-c", "import os\nprint(os.getpid())"],
+                                  ["python3", "-u", "-cimport os\nprint(os.getpid())", "x"]])
+def test_a_dash_c_program_is_its_own_source(tmp_path, argv):
+    assert program.read_source(argv, str(tmp_path)) == {
+        "path": "-c", "text": "import os\nprint(os.getpid())", "truncated": False}
+
+
 def test_a_big_source_is_cut_at_a_line_and_says_so(tmp_path):
     line = "x = 1  # " + "-" * 70 + "\n"
     (tmp_path / "big.py").write_text(line * 2000)     # 160 kB

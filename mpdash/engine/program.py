@@ -17,33 +17,43 @@ _OPTIONS_WITH_VALUE = {"-W", "-X", "--check-hash-based-pycs"}
 _PYTHON = re.compile(r"^(python|pypy)[0-9.]*t?(\.exe)?$")
 
 
-def script_of(argv: list[str], cwd: str, env: dict | None = None) -> str | None:
-    """The file a command runs as a Python program: ``python FILE.py``, ``python -m MOD``
-    (looked up where that interpreter looks first: the folder it starts in, then PYTHONPATH),
-    or ``./FILE.py`` run directly. None for anything else (a ``-c`` string, a shell, a binary)."""
+def _target(argv: list[str]) -> tuple[str, str] | None:
+    """What a command runs as Python: ("file", PATH) relative to its folder, ("module", NAME),
+    ("code", TEXT) for ``-c``; None for anything else (a shell, a binary, stdin)."""
     if not argv:
         return None
     if argv[0].endswith(".py"):
-        return _existing(os.path.join(cwd, argv[0]))
+        return "file", argv[0]
     if not _PYTHON.match(os.path.basename(argv[0])):
         return None
     args = iter(argv[1:])
     for arg in args:
         if arg in _OPTIONS_WITH_VALUE:
             next(args, None)
-        elif arg == "-m":
-            module = next(args, None)
-            return _module_file(module, cwd, env) if module else None
-        elif arg.startswith("-m") and len(arg) > 2:
-            return _module_file(arg[2:], cwd, env)
-        elif arg == "-c" or arg.startswith("-c") or arg == "-":
+        elif arg in ("-m", "-c"):
+            value = next(args, None)
+            return (("module", value) if arg == "-m" else ("code", value)) if value else None
+        elif arg.startswith(("-m", "-c")):
+            return ("module" if arg[1] == "m" else "code"), arg[2:]
+        elif arg == "-":
             return None
         elif arg.startswith("-") and arg != "--":
             continue
         else:
             target = next(args, None) if arg == "--" else arg
-            return _existing(os.path.join(cwd, target)) if target else None
+            return ("file", target) if target else None
     return None
+
+
+def script_of(argv: list[str], cwd: str, env: dict | None = None) -> str | None:
+    """The file a command runs as a Python program: ``python FILE.py``, ``python -m MOD``
+    (looked up where that interpreter looks first: the folder it starts in, then PYTHONPATH),
+    or ``./FILE.py`` run directly. None for anything else (a ``-c`` string, a shell, a binary)."""
+    target = _target(argv)
+    if target is None or target[0] == "code":
+        return None
+    kind, value = target
+    return _module_file(value, cwd, env) if kind == "module" else _existing(os.path.join(cwd, value))
 
 
 def _existing(path: str) -> str | None:
@@ -65,16 +75,21 @@ def _module_file(module: str, cwd: str, env: dict | None) -> str | None:
 
 
 def read_source(argv: list[str], cwd: str, env: dict | None = None) -> dict | None:
-    """``{path, text, truncated}`` of the script the command runs, or None. Read once, now: the
-    file may change while the program runs, and what ran is what it said at the start."""
-    path = script_of(argv, cwd, env)
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SOURCE_BYTES + 1)
-    except OSError:
-        return None
+    """``{path, text, truncated}`` of the script the command runs (``path`` "-c" for a ``-c``
+    string), or None. Read once, now: the file may change while the program runs, and what ran
+    is what it said at the start."""
+    target = _target(argv)
+    if target is not None and target[0] == "code":   # python -c '...': the string is the program
+        path, data = "-c", target[1].encode("utf-8", errors="replace")[:MAX_SOURCE_BYTES + 1]
+    else:
+        path = script_of(argv, cwd, env)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_SOURCE_BYTES + 1)
+        except OSError:
+            return None
     truncated = len(data) > MAX_SOURCE_BYTES
     if truncated:   # cut at a line's end, so the last line shown is a whole one
         data = data[:MAX_SOURCE_BYTES]

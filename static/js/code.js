@@ -25,7 +25,7 @@ function renderProgram(rec) {
   else code.textContent = "";
   $("code-path").hidden = false;
   $("code-path").textContent = src
-    ? `${src.path}${src.truncated ? " (the first 64 KiB: the file is longer)" : ""}`
+    ? `${src.path === "-c" ? "the program given with python -c" : src.path}${src.truncated ? " (the first 64 KiB: the file is longer)" : ""}`
     : rec.full ? "This command runs no Python file of its own (python FILE.py or -m MODULE) to show." : "";
   // A program has no lesson text: its explanation and "predict" question are not its own.
   $("explanation").replaceChildren();

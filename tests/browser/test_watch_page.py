@@ -87,12 +87,23 @@ def test_a_watched_program_is_shown_as_a_program(page, dashboard, tmp_path):
 
 
 def test_a_command_without_a_python_file_says_so(page, dashboard):
-    run = dashboard.engine.start_command([sys.executable, "-c", "print('hi')"])
+    run = dashboard.engine.start_command(["sh", "-c", "echo hi"])
     dashboard.engine.wait(run.id, timeout=30)
     _shown_finished(page, run.id)
     page.wait_for_function(
         "() => document.querySelector('[data-testid=code-path]').textContent.includes('no Python file')")
     assert _text(page, "code") == ""
+    assert page.locator('[data-testid="predict"]').is_hidden()
+
+
+def test_a_dash_c_program_shows_its_string_as_its_source(page, dashboard):
+    run = dashboard.engine.start_command([sys.executable, "-c", "import os\nprint('hi', os.getpid())"])
+    dashboard.engine.wait(run.id, timeout=30)
+    _shown_finished(page, run.id)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=code-path]').textContent.includes('python -c')")
+    assert "print('hi', os.getpid())" in _text(page, "code")
+    assert page.get_attribute('[data-testid="code"]', "data-source") == "-c"
     assert page.locator('[data-testid="predict"]').is_hidden()
 
 
