@@ -19,6 +19,7 @@ function chip(pid, procs) {
 }
 
 const POOL_KINDS = new Set(["task_put", "task_start", "task_end", "result_get"]);
+const TRAFFIC_KINDS = new Set(["traffic", "shared_init", "shared_write", "terminate"]);
 const byTime = (a, b) => a.t - b.t;
 // The order the latest rows are listed in: what a stable sort of [...pairs, ...taskRows] by time
 // gives (ties: pairs first, each in the order it was added).
@@ -54,6 +55,22 @@ class Traffic {
     if (POOL_KINDS.has(e.kind) || (e.kind === "traffic" && (e.tasks_started || e.tasks_ended || e.tasks_put || e.results_got))) {
       this.addPoolQueue(e);
     }
+  }
+
+  /**
+   * Whether `e`, which happened before events already folded, may be folded now with the same
+   * outcome as in time order: kinds the panel does not draw, and a task event of a pool whose
+   * owner reports nothing (no depth series, no result_get to pair with: only counts, sets and a
+   * row placed by its time). Workers report over their own connections, so their task events
+   * cross all the time in a busy pool; anything else folds the run anew.
+   */
+  orderFree(e) {
+    if (!(e.kind in SEND || e.kind in RECV || POOL_KINDS.has(e.kind) || TRAFFIC_KINDS.has(e.kind))) return true;
+    if (e.kind !== "task_start" && e.kind !== "task_end") return false;
+    const q = this.queues.get(e.channel ?? "Pool");
+    if (!q || q.tapped || q.got) return false;
+    if (e.kind === "task_start") return true;
+    return (!e.channel || this.poolTasks.has(e.channel)) && !this.taskKeys.has(`${e.channel}|${e.msg}|result`);
   }
 
   /** A pair or task row was added or its time moved on: keep `recent` the latest MAX_ROWS. */
@@ -289,11 +306,12 @@ export function summarise(events) {
   return { channels: t.channels, pairs: t.pairs, cells: t.cells, signals: t.signals, pools: t.poolTasks };
 }
 
-// The shown run's Traffic and the events it has folded. New events are folded in when they all
-// happened after everything folded so far (sorted among themselves first); otherwise (a replay
-// moved, another run, a fetch merged in, or an event that happened before one already folded:
-// two processes' reports crossing) the run is folded again from the start, in time order, so
-// the panel always equals a from-scratch summary. `foldStats` says which path was taken.
+// The shown run's Traffic and the events it has folded. New events are folded in (sorted among
+// themselves first) when they happened after everything folded so far, or fold the same either
+// way (orderFree); otherwise (another run, a replay whose events are not the folded ones plus
+// more, a fetch merged in, two processes' reports crossing on a queue or pipe) the run is
+// folded again from the start, in time order, so the panel always equals a from-scratch
+// summary. `foldStats` says which path was taken.
 let folded = null;
 export const foldStats = { rebuilds: 0, appended: 0 };
 
@@ -309,12 +327,17 @@ export function trafficOf(view) {
   if (f && f.run === view.rec.id && events.length >= f.n && (f.n === 0 || events[f.n - 1] === f.last)
       && (events === f.src || samePrefix(events, f.src, f.n))) {
     batch = events.slice(f.n).sort(byTime);
-    if (batch.length && batch[0].t < f.traffic.maxT) batch = null;
+    for (const e of batch) {
+      // (A Traffic left half-folded here is dropped: the run is folded anew below.)
+      if (e.t < f.traffic.maxT && !f.traffic.orderFree(e)) {
+        batch = null;
+        break;
+      }
+      f.traffic.add(e);
+    }
   }
-  if (batch) {
-    for (const e of batch) f.traffic.add(e);
-    foldStats.appended += batch.length;
-  } else {
+  if (batch) foldStats.appended += batch.length;
+  else {
     folded = { run: view.rec.id, traffic: fromScratch(events) };
     foldStats.rebuilds += 1;
   }
