@@ -1,7 +1,9 @@
 """Pool insights (issue 14): for every pool of a run, who ran what, how busy the workers were,
 the slowest tasks, and whether dispatch cost more than the work — from what tracing already
 reports (``task_start``/``task_end`` events and a busy worker's ``traffic`` summaries), with no
-change to the program. Computed once, at the run's end; the shape is docs/API.md's ``Pool``.
+change to the program. The shape is docs/API.md's ``Pool``. The run's end computes them from all
+its events (the authority, with the findings); while it is live, engine/livepools.py feeds the
+same fold (``Collector``) the events as they come and rebuilds the pools from it.
 
 Why the pool's life is "first task start to last task end": before it the pool is starting its
 workers, after it the program is doing something else; over that span a worker either runs a
@@ -9,15 +11,17 @@ task or waits (for a message, for a core, for the others to finish).
 """
 from __future__ import annotations
 
+import bisect
 import os
 import statistics
 
-__all__ = ["insights", "pools_of", "findings_of", "KINDS"]
+__all__ = ["insights", "pools_of", "build", "findings_of", "Collector", "KINDS"]
 
 # A pool's channel prefix (as tracing names it) -> the kind shown to users.
 KINDS = {"Pool": "Pool", "ThreadPool": "ThreadPool", "Executor": "ProcessPoolExecutor",
          "Loky": "loky"}
 SLOWEST = 3
+_TASK_KINDS = frozenset(("task_start", "task_end", "traffic"))
 DETAIL = 200          # characters of a task's description kept (a bounded repr)
 
 
@@ -28,22 +32,48 @@ def _kind(channel) -> str | None:
     return KINDS.get(channel.split("-", 1)[0], "Pool")
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    """Nearest rank: a value some task really took."""
-    if not values:
+def _quantile(ordered: list[float], q: float) -> float | None:
+    """Nearest rank (of values in order): a value some task really took."""
+    if not ordered:
         return None
-    ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
+def _top(kept: list, seconds: float, pid, detail) -> None:
+    """Keep ``kept`` the SLOWEST slowest (seconds, pid, detail) so far, slowest first, the
+    earlier of a tie first: what a stable sort of all of them by seconds would put first."""
+    if len(kept) >= SLOWEST and seconds <= kept[-1][0]:
+        return      # most tasks: not among the slowest, and their detail is not even read
+    item = (seconds, pid, str(detail or "")[:DETAIL])
+    at = len(kept)
+    while at and kept[at - 1][0] < item[0]:
+        at -= 1
+    if at < SLOWEST:
+        kept.insert(at, item)
+        del kept[SLOWEST:]
+
+
 class _Worker:
-    __slots__ = ("pid", "thread", "tasks", "items", "busy", "untimed", "events")
+    __slots__ = ("pid", "thread", "tasks", "items", "busy", "untimed", "events", "in_order",
+                 "gaps", "gaps_read", "gap_from")
 
     def __init__(self, pid, thread):
         self.pid, self.thread = pid, thread
         self.tasks = self.items = self.untimed = 0
         self.busy = 0.0
         self.events: list = []    # (t, "start"|"end") of tasks reported one by one
+        # A live run's pools are rebuilt every second from the same fold: the gaps between
+        # tasks are read once each while the events come in time order (they do, from one
+        # worker), and from a sorted copy only if they ever did not.
+        self.in_order = True
+        self.gaps: list = []
+        self.gaps_read = 0
+        self.gap_from = None
+
+    def did(self, t, what: str) -> None:
+        if self.events and (t, what) < self.events[-1]:
+            self.in_order = False
+        self.events.append((t, what))
 
 
 class _Pool:
@@ -51,8 +81,11 @@ class _Pool:
         self.id, self.kind = channel, _kind(channel)
         self.workers: dict[tuple, _Worker] = {}
         self.starts: dict = {}                # msg -> task_start event
-        self.timed: list[tuple[float, int, str]] = []    # (seconds, pid, detail)
-        self.summarised_slowest: list[tuple[float, int, str]] = []
+        self.timed = 0                        # tasks reported one by one
+        self.durations: list[float] = []      # their seconds, in order
+        # The slowest (seconds, pid, detail) of those, and of the summaries' slowest tasks.
+        self.slowest_timed: list[tuple[float, int, str]] = []
+        self.slowest_summarised: list[tuple[float, int, str]] = []
         self.first = self.last = None
         self.overheads: list[tuple[float, int]] = []     # (waiting s, tasks) of summaries
 
@@ -67,70 +100,96 @@ class _Pool:
         return found
 
     def saw(self, start, end) -> None:
-        self.first = start if self.first is None else min(self.first, start)
-        self.last = end if self.last is None else max(self.last, end)
+        if self.first is None or start < self.first:
+            self.first = start
+        if self.last is None or end > self.last:
+            self.last = end
+
+
+class Collector:
+    """The events of a run folded into its pools, in the order they were numbered (seq). Fed in
+    batches or all at once it holds the same pools: ``build`` reads it and never changes it."""
+
+    def __init__(self):
+        self.pools: dict[str, _Pool] = {}
+
+    def feed(self, events) -> None:
+        # ~1.5 µs an event: a live run's refreshes fold thousands a second (engine/livepools.py)
+        pools = self.pools
+        for event in events:
+            kind = event.get("kind")
+            if kind not in _TASK_KINDS:
+                continue
+            channel = event.get("channel")
+            if not isinstance(channel, str):     # only pools' channels carry task events
+                continue
+            if kind == "traffic" and not event.get("tasks_ended"):
+                continue
+            pool = pools.get(channel)
+            if pool is None:
+                pool = pools[channel] = _Pool(channel)
+            t = event.get("t") or 0.0
+            if kind == "task_start":
+                pool.starts[event.get("msg")] = event
+                pool.worker(event).did(t, "start")
+                pool.saw(t, t)
+            elif kind == "task_end":
+                worker = pool.worker(event)
+                seconds = float(event.get("seconds") or 0.0)
+                worker.tasks += 1
+                worker.items += int(event.get("items") or 1)
+                worker.busy += seconds
+                worker.did(t, "end")
+                pool.timed += 1
+                bisect.insort(pool.durations, seconds)
+                start = pool.starts.get(event.get("msg"))
+                _top(pool.slowest_timed, seconds, event.get("pid"),
+                     (start or {}).get("detail") or event.get("detail"))
+                pool.saw(t - seconds, t)
+            else:   # a busy worker's counts: tasks_ended tasks, task_s seconds of them
+                worker = pool.worker(event)
+                ended = int(event["tasks_ended"])
+                worker.tasks += ended
+                worker.items += int(event.get("items") or ended)
+                if event.get("task_s") is not None:
+                    worker.busy += float(event["task_s"])
+                    interval = float(event.get("interval") or 0.0)
+                    if interval > 0:
+                        pool.overheads.append((max(0.0, interval - float(event["task_s"])), ended))
+                else:
+                    worker.untimed += ended
+                if event.get("slowest_s") is not None:
+                    _top(pool.slowest_summarised, float(event["slowest_s"]), event.get("pid"),
+                         event.get("slowest"))
+                interval = float(event.get("interval") or 0.0)
+                pool.saw(t - interval, t)
 
 
 def _collect(events) -> dict[str, _Pool]:
-    pools: dict[str, _Pool] = {}
-    for event in events:
-        kind = event.get("kind")
-        if kind not in ("task_start", "task_end", "traffic"):
-            continue
-        channel = event.get("channel")
-        if _kind(channel) is None:
-            continue
-        if kind == "traffic" and not event.get("tasks_ended"):
-            continue
-        pool = pools.get(channel)
-        if pool is None:
-            pool = pools[channel] = _Pool(channel)
-        t = event.get("t") or 0.0
-        if kind == "task_start":
-            pool.starts[event.get("msg")] = event
-            pool.worker(event).events.append((t, "start"))
-            pool.saw(t, t)
-        elif kind == "task_end":
-            worker = pool.worker(event)
-            seconds = float(event.get("seconds") or 0.0)
-            worker.tasks += 1
-            worker.items += int(event.get("items") or 1)
-            worker.busy += seconds
-            worker.events.append((t, "end"))
-            start = pool.starts.get(event.get("msg"))
-            detail = (start or {}).get("detail") or event.get("detail") or ""
-            pool.timed.append((seconds, event.get("pid"), str(detail)[:DETAIL]))
-            pool.saw(t - seconds, t)
-        else:   # a busy worker's counts: tasks_ended tasks, task_s seconds of them
-            worker = pool.worker(event)
-            ended = int(event["tasks_ended"])
-            worker.tasks += ended
-            worker.items += int(event.get("items") or ended)
-            if event.get("task_s") is not None:
-                worker.busy += float(event["task_s"])
-                interval = float(event.get("interval") or 0.0)
-                if interval > 0:
-                    pool.overheads.append((max(0.0, interval - float(event["task_s"])), ended))
-            else:
-                worker.untimed += ended
-            if event.get("slowest_s") is not None:
-                pool.summarised_slowest.append((float(event["slowest_s"]), event.get("pid"),
-                                                str(event.get("slowest") or "")[:DETAIL]))
-            interval = float(event.get("interval") or 0.0)
-            pool.saw(t - interval, t)
-    return pools
+    collector = Collector()
+    collector.feed(events)
+    return collector.pools
 
 
 def _gaps(worker: _Worker) -> list[float]:
     """Seconds between the end of one task and the start of this worker's next one."""
-    out, ended = [], None
-    for t, what in sorted(worker.events):
+    if not worker.in_order:
+        return _gaps_of(sorted(worker.events), [], None)[0]
+    # Events in order: go on from where the last build stopped (a memo, not a change).
+    worker.gaps, worker.gap_from = _gaps_of(worker.events[worker.gaps_read:], worker.gaps,
+                                            worker.gap_from)
+    worker.gaps_read = len(worker.events)
+    return worker.gaps
+
+
+def _gaps_of(events, out: list, ended):
+    for t, what in events:
         if what == "end":
             ended = t
         elif ended is not None:
             out.append(max(0.0, t - ended))
             ended = None
-    return out
+    return out, ended
 
 
 def _idle_workers(pool: _Pool, processes: dict, taken: set) -> list[int]:
@@ -168,22 +227,29 @@ def _cpu(pids: set, frames, first: float, last: float) -> float | None:
 
 def pools_of(events, processes: dict, frames=()) -> list[dict]:
     """docs/API.md's ``pools`` of a run, from copies of its events, processes and frames."""
+    return build(_collect(events), processes, frames)
+
+
+def build(collected: dict[str, _Pool], processes: dict, frames=()) -> list[dict]:
+    """The ``pools`` of what a ``Collector`` holds (its ``pools``), which stays as it was."""
     out = []
     taken: set = set()
-    for pool in _collect(events).values():
+    for pool in collected.values():
         tasks = sum(w.tasks for w in pool.workers.values())
         if not tasks or pool.first is None:
             continue
-        timed = [s for s, _, _ in pool.timed]
         known_busy = sum(w.busy for w in pool.workers.values())
         mean = known_busy / (tasks - sum(w.untimed for w in pool.workers.values()) or 1)
-        for w in pool.workers.values():      # summaries from an older tracer: no seconds
-            w.busy += w.untimed * mean
         span = max(0.0, pool.last - pool.first)
         idle_pids = _idle_workers(pool, processes, taken)
-        workers = [{"pid": w.pid, "thread": w.thread, "tasks": w.tasks, "items": w.items,
-                    "busy_s": round(w.busy, 6), "idle_s": round(max(0.0, span - w.busy), 6)}
-                   for w in pool.workers.values()]
+        workers, ran = [], 0.0
+        for w in pool.workers.values():
+            # Summaries from an older tracer had no seconds: their tasks count at the mean.
+            # One worker runs one task at a time: never busy longer than the pool's life.
+            ran += w.busy + w.untimed * mean
+            busy_s = min(span, w.busy + w.untimed * mean)
+            workers.append({"pid": w.pid, "thread": w.thread, "tasks": w.tasks, "items": w.items,
+                            "busy_s": round(busy_s, 6), "idle_s": round(span - busy_s, 6)})
         workers += [{"pid": pid, "thread": None, "tasks": 0, "items": 0, "busy_s": 0.0,
                      "idle_s": round(span, 6)} for pid in idle_pids]
         workers.sort(key=lambda w: (w["pid"] or 0, w["thread"] or 0))
@@ -194,17 +260,19 @@ def pools_of(events, processes: dict, frames=()) -> list[dict]:
         if dispatch is None and pool.overheads:
             waited, ended = map(sum, zip(*pool.overheads))
             dispatch = waited / ended if ended >= 3 else None
-        slowest = sorted(pool.timed + pool.summarised_slowest, key=lambda s: -s[0])[:SLOWEST]
+        # Stable, like sorting every task: the top of each list holds the top of both.
+        slowest = sorted(pool.slowest_timed + pool.slowest_summarised, key=lambda s: -s[0])
+        slowest = slowest[:SLOWEST]
         out.append({
             "id": pool.id, "kind": pool.kind, "started_at": round(pool.first, 6),
             "ended_at": round(pool.last, 6), "span_s": round(span, 6), "workers": workers,
-            "tasks": tasks, "items": sum(w["items"] for w in workers), "timed": len(timed),
+            "tasks": tasks, "items": sum(w["items"] for w in workers), "timed": pool.timed,
             "busy": round(min(1.0, busy / (len(workers) * span)), 4) if span > 0 else None,
             "cpu": _cpu({w["pid"] for w in workers}, frames, pool.first, pool.last)
                    if pool.kind != "ThreadPool" else None,
-            "task_s": {"mean": round(busy / tasks, 6),
-                       "p50": _rounded(_quantile(timed, 0.5)),
-                       "p95": _rounded(_quantile(timed, 0.95)),
+            "task_s": {"mean": round(ran / tasks, 6),
+                       "p50": _rounded(_quantile(pool.durations, 0.5)),
+                       "p95": _rounded(_quantile(pool.durations, 0.95)),
                        "max": _rounded(slowest[0][0]) if slowest else None},
             "dispatch_s": _rounded(dispatch),
             "slowest": [{"pid": pid, "seconds": round(s, 6), "detail": d} for s, pid, d in slowest],

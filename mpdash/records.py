@@ -114,7 +114,7 @@ class Run:
     ended_at: float | None = None
     result: object = None
     findings: list = field(default_factory=list)
-    pools: list = field(default_factory=list)             # mpdash/pools.py, at the run's end
+    pools: list = field(default_factory=list)             # mpdash/pools.py: so far while live, final at the end
     error: str | None = None
     seq: int = 0
     processes: dict = field(default_factory=dict)          # pid -> Proc

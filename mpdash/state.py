@@ -167,6 +167,16 @@ class Hub:
             run.error = str(text)[-MAX_ERROR:]
             self._publish_run(run)
 
+    def set_pools(self, run: Run, pools: list) -> bool:
+        """A live run's pools so far (engine/livepools.py); False once it has ended: its final
+        pools, computed from all its events, came with its end and stay."""
+        with self._lock:
+            if not run.live:
+                return False
+            run.pools = pools
+            self._publish_run(run)
+            return True
+
     def add_findings(self, run: Run, found: list[dict]) -> None:
         """Add findings, each replacing an earlier one with its key; one headline at most."""
         found = list(found)

@@ -151,3 +151,77 @@ def test_a_busy_pools_summarised_tasks_keep_their_seconds(dashboard):
     busy = sum(w["busy_s"] for w in pool["workers"])
     assert busy >= 3000 * 0.00005                             # every task spun 0.05 ms at least
     assert pool["task_s"]["mean"] == pytest.approx(busy / 3000, abs=1e-6)   # rounded to µs
+
+
+def _messy_events(seed: int) -> list:
+    """Two pools' events as a busy run sends them: tasks one by one, summaries, a ThreadPool,
+    ties, and one worker's events out of time order."""
+    import random
+    rng = random.Random(seed)
+    events, clock = [], {pid: 1.0 for pid in (1, 2, 3)}
+    for i in range(300):
+        pid = rng.choice((1, 2, 3))
+        seconds = rng.choice((0.01, 0.02, 0.02, rng.uniform(0.001, 0.3)))
+        events += _task(pid, f"Pool-1/0/{i}", clock[pid], seconds, f"f({i})")
+        clock[pid] += seconds + rng.choice((0.0, 0.001, 0.004))
+        if i % 40 == 39:
+            events.append({"kind": "traffic", "pid": pid, "channel": "Pool-1", "t": clock[pid],
+                           "interval": 0.5, "tasks_started": 9, "tasks_ended": 9,
+                           "task_s": rng.uniform(0.1, 0.6), "items": 9,
+                           "slowest_s": rng.choice((0.3, 0.02)), "slowest": f"f(s{i})"})
+        if i % 50 == 7:
+            events += _task(9, f"ThreadPool-1/0/{i}", 1.0 + i / 100, 0.02, f"g({i})",
+                            "ThreadPool-1", tid=90 + i % 2)
+    late = _task(2, "Pool-1/0/late", 1.5, 0.01, "f(late)")     # a worker's late report
+    return events[:400] + late + events[400:]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_live_fold_fed_in_batches_builds_the_pools_of_all_the_events(seed):
+    """A live run's pools (engine/livepools.py) are the same fold fed a batch at a time and
+    rebuilt after each: at the end they equal the run's end's pools, and on the way every one
+    obeys physics (a worker busy at most the pool's life; busy 0-1)."""
+    import random
+    events = _messy_events(seed)
+    procs = _procs(1, 2, 3, 4)
+    collector, rng, at = insights.Collector(), random.Random(seed), 0
+    while at < len(events):
+        step = rng.randint(1, 60)
+        collector.feed(events[at:at + step])
+        at += step
+        for pool in insights.build(collector.pools, procs):
+            assert pool["busy"] is None or 0.0 <= pool["busy"] <= 1.0, pool
+            assert pool["tasks"] == sum(w["tasks"] for w in pool["workers"])
+            for w in pool["workers"]:
+                assert 0.0 <= w["busy_s"] and 0.0 <= w["idle_s"], w
+                assert w["busy_s"] + w["idle_s"] <= pool["span_s"] + 2e-6, (w, pool["span_s"])
+    assert insights.build(collector.pools, procs) == insights.pools_of(events, procs)
+    assert insights.build(collector.pools, procs) == insights.pools_of(events, procs)  # no change
+
+
+def test_a_live_runs_pools_are_published_when_they_change_and_never_after_its_end():
+    import types
+    from mpdash.engine import livepools
+    from mpdash.state import Hub, Run
+    hub = Hub()
+    run = Run(id="r1", lesson="pool-map", title="t", params={})
+    hub.add_run(run)
+    hub.set_state(run, "running")
+    run.processes.update(_procs(1, 2))
+    sent = []
+    hub.subscribe(lambda name, payload: sent.append((name, payload)))
+    core, live = types.SimpleNamespace(hub=hub), livepools.LivePools()
+    assert not livepools.refresh(core, run, live) and run.pools == [] and not sent   # no task yet
+    for event in _task(1, "Pool-1/0/0", 1.0, 0.5, "f(0)"):
+        hub.add_event(run, event)
+    assert livepools.refresh(core, run, live)
+    (name, message), = [m for m in sent if m[0] == "run"]
+    assert message["pools"] == run.pools == insights.pools_of(list(run.events), run.processes)
+    assert message["pools"][0]["tasks"] == 1
+    sent.clear()
+    assert not livepools.refresh(core, run, live) and not sent          # nothing changed
+    for event in _task(2, "Pool-1/0/1", 1.2, 0.5, "f(1)"):
+        hub.add_event(run, event)
+    hub.set_state(run, "finished", pools=["the final computation"])
+    assert not livepools.refresh(core, run, live)
+    assert run.pools == ["the final computation"]                      # the end's stays

@@ -145,3 +145,41 @@ def test_the_proc_messages_tell_the_story_of_the_record(sio, live_server):
         [(first[p["pid"]], p) for p in workers]
     for p in workers:
         assert {k: before_exit[p["pid"]][k] for k in learnt} == {k: p[k] for k in learnt}, p
+
+
+def test_a_live_pools_insights_arrive_while_it_runs(sio, live_server, dashboard):
+    """docs/API.md "Pool": while a run is live its ``pools`` are refreshed (about once a second)
+    and published as ``run`` messages; GET /api/runs/<id> has them too; the run's end replaces
+    them with its final computation, from all its events."""
+    from mpdash import pools as insights
+    ack = sio.call("start", {"lesson": "pool-map",
+                             "params": {"workers": 2, "items": 8, "spin": 1.0}}, timeout=10)
+    run_id = ack["id"]
+
+    def live_pools():
+        return [d["pools"] for n, d in list(sio.received)
+                if n == "run" and d["id"] == run_id and d["state"] == "running" and d["pools"]]
+
+    assert wait_until(live_pools, timeout=30), "no pools arrived while the run was live"
+    fetched = wait_until(lambda: requests.get(f"{live_server}/api/runs/{run_id}",
+                                              timeout=10).json(), timeout=5)
+    assert wait_until(lambda: any(n == "run" and d["id"] == run_id and d["state"] == "finished"
+                                  for n, d in list(sio.received)), timeout=60)
+    # Read ~3 s before the end (4 rounds of 1 s tasks): the current value, not [].
+    assert fetched["state"] == "running" and fetched["pools"][0]["id"] == "Pool-1", fetched["state"]
+    seen = live_pools()
+    totals = [sum(w["tasks"] for w in p[0]["workers"]) for p in seen]
+    assert totals == sorted(totals) and totals[0] < 8, totals   # grew, seen before the last task
+    for pools in seen:
+        (pool,) = pools
+        assert 0 <= pool["busy"] <= 1 if pool["busy"] is not None else True
+        for w in pool["workers"]:
+            assert w["busy_s"] >= 0 and w["idle_s"] >= 0, w
+            assert w["busy_s"] + w["idle_s"] <= pool["span_s"] + 2e-6, (w, pool)
+    final = [d for n, d in sio.received if n == "run" and d["id"] == run_id
+             and d["state"] == "finished"][-1]
+    run = dashboard.hub.get(run_id)
+    events, procs, frames = dashboard.hub.atomic(
+        lambda: (list(run.events), dict(run.processes), list(run.frames)))
+    assert final["pools"] == insights.insights(events, procs, frames)[0]
+    assert final["pools"][0]["tasks"] == 8

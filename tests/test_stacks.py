@@ -85,8 +85,16 @@ def test_join_before_drain_main_waits_in_join_and_the_feeder_in_a_pipe_write(qui
     run = dash.engine.start_command(program("join_before_drain.py"), timeout=30)
 
     def hung(snap):
+        """The whole deadlock, which holds for good once reached: the feeder writing the pipe,
+        the child's exit joining it, the main joining the child. (The feeder blocks first: a
+        Snapshot then can catch the child still on its way to its exit.)"""
+        main = [p for p in snap["processes"] if p["pid"] == run.main_pid]
         child = [p for p in snap["processes"] if p["pid"] != run.main_pid]
-        return child and any("_send_bytes" in functions(t) for t in child[0]["threads"])
+        if not main or not child:
+            return False
+        threads = {t["main"]: functions(t) for t in child[0]["threads"]}
+        return "_send_bytes" in threads.get(False, ()) and "join" in threads.get(True, ()) and \
+            any("join" in functions(t) for t in main[0]["threads"])
     snap = settle(dash, run, 2, until=hung)
     assert snap["reason"] == "request" and snap["run"] == run.id and snap["seq"] > 0
     main = proc_of(snap, run.main_pid)
@@ -116,11 +124,13 @@ def test_fork_with_a_held_lock_the_child_waits_in_the_function_that_takes_it(qui
     dash = quiet_dash
     run = dash.engine.start_command(program("fork_held_lock.py"), timeout=30)
 
-    def hung(snap):
+    def hung(snap):   # the child stuck in take_lock, and the main already joining it
+        main = [p for p in snap["processes"] if p["pid"] == run.main_pid]
         child = [p for p in snap["processes"] if p["pid"] != run.main_pid]
-        return child and child[0]["threads"] and \
+        return main and child and child[0]["threads"] and \
             child[0]["threads"][-1]["frames"][-1:] and \
-            child[0]["threads"][-1]["frames"][-1]["function"] == "take_lock"
+            child[0]["threads"][-1]["frames"][-1]["function"] == "take_lock" and \
+            any("join" in functions(t) for t in main[0]["threads"])
     snap = settle(dash, run, 2, until=hung)
     child = next(p for p in snap["processes"] if p["pid"] != run.main_pid)
     assert child["name"] == "taker"

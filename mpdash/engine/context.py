@@ -44,6 +44,7 @@ class LiveRun:
     killed: set = field(default_factory=set)         # pids the server itself SIGKILLed
     named_by_proc: set = field(default_factory=set)  # children named from /proc: renamed on exec
     cgroup: RunCgroup | None = None                  # None: process group only (fallback)
+    live_pools: object = None                        # engine.livepools.LivePools, once ticked
 
 
 @dataclass

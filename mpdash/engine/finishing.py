@@ -10,7 +10,7 @@ import time
 
 from mpdash import pools as pool_insights
 from mpdash import procfs, verdict
-from mpdash.engine import reaping, stopping, streams
+from mpdash.engine import livepools, reaping, stopping, streams
 from mpdash.engine.context import Core, LiveRun, scratch_folder, stacks_folder
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def tick(core: Core) -> float | None:
             stopping.kill_group(live, signal.SIGKILL)
         if live.main_exited_at is not None:
             maybe_finish(core, live, now)
+    livepools.tick(core, time.monotonic())
     if (core.live or now < core.strays_until) and now >= core.next_discovery:
         spent = time.thread_time()
         if core.live:
@@ -50,6 +51,7 @@ def tick(core: Core) -> float | None:
 def _next_timeout(core: Core) -> float | None:
     now = time.monotonic()
     times = [core.next_discovery] if core.live or now < core.strays_until else []
+    times += livepools.next_due(core.live.values())
     for live in core.live.values():
         times += [t for t in (live.deadline, live.kill_at) if t is not None]
         if live.main_exited_at is not None:

@@ -1,6 +1,6 @@
 // Pool workers as one group, for runs too big to read row by row: past MANY processes the tree
 // and the timeline show each pool's workers as one expandable row (count, how they ended,
-// aggregate CPU). Which workers form a pool comes from the run's `pools` (at its end), else from
+// aggregate CPU). Which workers form a pool comes from the run's `pools` (so far while live), else from
 // the pool's task events (while live), else from being same-named siblings of one parent
 // ("ForkPoolWorker-7", "SpawnProcess-3"): a Pool whose workers have not taken a task yet.
 import { invalidate } from "./store.js";
