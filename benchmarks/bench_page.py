@@ -21,6 +21,9 @@ from benchmarks._common import median, p95, row
 
 CHROMIUM = os.environ.get("MPDASH_CHROMIUM", "/usr/bin/chromium")
 PROCS = 256
+# store.perf.panelMs is in onDraw order (static/js/main.js): these name its entries.
+PANELS = ["catalog", "pythons", "controls", "program", "verdict", "code", "runs", "runhead", "charts",
+          "tree", "timeline", "pools", "messages", "output", "history", "stacks", "highlight"]
 
 FEED = """async ([procs, live]) => {
     const S = await import('/static/js/store.js');
@@ -116,12 +119,16 @@ def run(quick: bool = False) -> list[dict]:
     times = got["times"][5:]   # the first frames warm the JIT
     worst = max(got["longTasks"], default=0)
     met = p95(times) <= 16 and worst <= 50
+    panels = [p for p in got["panels"][5:] if p]
+    per = {name: median([p[i] for p in panels]) for i, name in enumerate(PANELS) if panels and i < len(panels[0])}
+    busiest = ", ".join(f"{n} {ms:.2f}" for n, ms in sorted(per.items(), key=lambda kv: -kv[1])[:6])
     return [row("browser: full page, 256 processes at 10 Hz, redraw p95 (draw + layout)",
                 round(p95(times), 2), "ms", target, met,
                 f"median {median(times):.2f} ms, max {max(times):.1f} ms (panels' draw alone p95 "
                 f"{p95(got['drawMs'][5:]):.2f} ms), {len(times)} frames over a full 60 s window; "
                 f"long tasks: {len(got['longTasks'])}, longest {worst:.0f} ms; heatmap rows "
-                f"{got['heatmapRows']}, group rows {got['groups']}; 1366×768 headless Chromium")]
+                f"{got['heatmapRows']}, group rows {got['groups']}; per-panel medians (ms): {busiest}; "
+                f"1366×768 headless Chromium")]
 
 
 if __name__ == "__main__":
