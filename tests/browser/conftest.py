@@ -150,6 +150,16 @@ def wait_state(page, states=TERMINAL, timeout=30_000):
     return run_state(page)
 
 
+def wait_run_drawn(page, timeout=30_000):
+    """Until the shown run is over and the page has everything of it (its full record, every
+    process ended) and has drawn it: the last layout shift of a run's end (its pools panel, its
+    verdict) is past, so a click lands where the element was found."""
+    page.wait_for_function("""() => { const s = window.mpdash.store, r = s.runs.get(s.selectedRun);
+        return r && r.full && ['finished', 'failed', 'stopped'].includes(r.state)
+            && [...r.procs.values()].every(p => p.ended_at && p.end); }""", timeout=timeout)
+    settle(page)
+
+
 def rows(page):
     return page.eval_on_selector_all('[data-testid="proc-row"]', """els => els.map(e => ({
         pid: +e.dataset.pid, role: e.dataset.role, state: e.dataset.state, end: e.dataset.end || null,

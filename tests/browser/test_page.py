@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from tests.browser.conftest import (PageWatch, emitted, open_page, pick, record_emits, result_of,
-                                    rows, set_param, start, wait_all_exited, wait_state)
+                                    rows, set_param, start, wait_all_exited, wait_run_drawn, wait_state)
 from tests.conftest import wait_until
 from tests.leaks import run_processes
 
@@ -398,6 +398,9 @@ def test_a_process_looks_the_same_in_every_panel(page):
     # by an underline bar: every panel's badge must carry it, or two processes look identical.
     start(page, "pool-map", workers=16, items=16)
     assert wait_state(page) == "finished"
+    # The end's last redraw (the pools panel appears, the verdict grows) moves the rows: a click
+    # made while they move lands beside the button (seen once under two busy loops).
+    wait_run_drawn(page)
     # Past 12 processes (issue 14) the workers are one group row in the tree and the timeline:
     # opened (the tree's and the timeline's open together), every worker has its row and lane again.
     page.click("#proc-rows [data-testid=proc-group-toggle]")
