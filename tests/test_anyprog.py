@@ -286,6 +286,11 @@ def test_the_api_lists_interpreters_and_starts_a_lesson_on_one_by_id(client, das
     assert data["state"] == "finished", data["error"]
     assert data["python"]["version"] == chosen["version"]
     assert os.path.realpath(data["python"]["executable"]) == os.path.realpath(chosen["executable"])
+    # null is "not given" (docs/API.md), as for params: the server's own interpreter.
+    answer = client.post("/api/runs", json={"lesson": "process-target", "python": None})
+    assert answer.status_code == 201, answer.get_json()
+    run = dashboard.engine.wait(answer.get_json()["id"], timeout=60)
+    assert dashboard.hub.snapshot(run)["python"]["version"] == listed[0]["version"]
 
 
 @pytest.mark.skipif(OTHER is None, reason="no other interpreter on this machine")

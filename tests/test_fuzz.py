@@ -119,11 +119,13 @@ def _param_ok(spec: dict, value) -> bool:
 def contract_accepts(body, pythons=lambda: ()) -> bool:
     """The oracle: would the contract accept this body? (an object with "lesson", a known id,
     optional "params": an object (or null: none) of known names with valid values, optional
-    "python": an id of GET /api/system's "pythons" (``pythons()``), nothing else)"""
+    "python": an id of GET /api/system's "pythons" (``pythons()``) or null (the server's
+    own, as when absent), nothing else)"""
     if not isinstance(body, dict) or set(body) - {"lesson", "params", "python"} \
             or "lesson" not in body:
         return False
-    if "python" in body and not (isinstance(body["python"], str) and body["python"] in pythons()):
+    if body.get("python") is not None and \
+            not (isinstance(body["python"], str) and body["python"] in pythons()):
         return False
     lesson = body["lesson"]
     if not isinstance(lesson, str) or lesson not in SPEC:
