@@ -100,6 +100,17 @@ def wait_until(predicate, timeout: float = 15.0, step: float = 0.02):
         time.sleep(step)
 
 
+def finish(proc: subprocess.Popen, timeout: float):
+    """``proc.communicate(timeout)``, and the process never left running on the way out (a
+    timeout or a failed assertion kills it first): its (stdout, stderr)."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def run_lesson(dashboard, lesson_id, params=None, timeout=60) -> dict:
     """Run a lesson to its end through the engine; its Run JSON."""
     run = dashboard.engine.start_lesson(lesson_id, params or {})
@@ -157,6 +168,14 @@ def _accepts(host, port):
         return False
 
 
+def post_run(url: str, lesson: str, params: dict) -> str:
+    """Start a lesson on the server at ``url`` through POST /api/runs; its run id."""
+    import requests
+    r = requests.post(f"{url}/api/runs", json={"lesson": lesson, "params": params}, timeout=10)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 class Server:
     """``python app.py`` as a child process on a free loopback port (``--port 0``: the server
     binds and prints the port it got, so no other process can take it in between)."""
@@ -179,11 +198,7 @@ class Server:
         assert wait_until(lambda: _accepts(host, int(port)), timeout=15), "server never listened"
 
     def start(self, lesson, params):
-        import requests
-        r = requests.post(f"{self.url}/api/runs", json={"lesson": lesson, "params": params},
-                          timeout=10)
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
+        return post_run(self.url, lesson, params)
 
     def live_count(self, run_id):
         import requests

@@ -30,6 +30,7 @@ import pytest
 
 from mpdash import pythons
 from mpdash.runs import BOOT_DIR, PROJECT_ROOT
+from tests.conftest import finish
 from tests.leaks import assert_none_left
 
 SCRIPTS = os.path.join(PROJECT_ROOT, "tests", "scripts", "anyprog")
@@ -66,12 +67,7 @@ def _watch(data, command, cwd) -> subprocess.Popen:
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 120):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = finish(proc, timeout)
     assert_none_left(proc.pid)
     return proc.returncode, json.loads(out) if out.strip() else None, err.decode()
 

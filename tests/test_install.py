@@ -23,6 +23,7 @@ import zipfile
 import pytest
 
 from mpdash import paths
+from tests.conftest import finish
 from tests.leaks import assert_none_left
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,12 +121,7 @@ def test_watch_a_program_from_another_directory(installed):
                              "--json", "--", "python", "prog.py"],
                             cwd=installed.elsewhere, env=installed.env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = finish(proc, 60)
     assert_none_left(proc.pid)
     assert proc.returncode == 0, err
     run = json.loads(out)

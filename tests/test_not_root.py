@@ -29,6 +29,7 @@ import pytest
 
 from mpdash import procfs
 from mpdash.runs import PROJECT_ROOT
+from tests.conftest import finish, post_run, wait_until
 from tests.leaks import run_processes
 
 USER = "mpdash-test"
@@ -43,16 +44,6 @@ _DEPS_CHECK = ("import flask, flask_socketio, psutil, requests, subprocess, sys;
 # What the server does not import: left out of the user's copy of the venv's packages.
 _NOT_NEEDED = ("playwright*", "pip", "pip-*", "setuptools*", "_pytest", "pytest*", "hypothesis*",
                "pygments*", "greenlet*", "__pycache__")
-
-
-def wait_for(predicate, timeout=15.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def _alive(pid):
@@ -183,18 +174,14 @@ class UserServer:
         self.pid = self.proc.pid
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
         host, port = self.url.split("//")[1].rsplit(":", 1)
-        assert wait_for(lambda: _accepts(host, int(port)), timeout=15), "server never listened"
+        assert wait_until(lambda: _accepts(host, int(port)), timeout=15), "server never listened"
 
     def get(self, path):
         import requests
         return requests.get(f"{self.url}{path}", timeout=10).json()
 
     def start(self, lesson, params):
-        import requests
-        r = requests.post(f"{self.url}/api/runs", json={"lesson": lesson, "params": params},
-                          timeout=10)
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
+        return post_run(self.url, lesson, params)
 
     def live_pids(self, run_id):
         return [p["pid"] for p in self.get(f"/api/runs/{run_id}")["processes"]
@@ -240,7 +227,7 @@ def _busy(make, user, methods):
     runs = [server.start("pool-map", {"spin": 5.0, "items": 30, "workers": 3, "start_method": m})
             for m in methods]
     for run_id in runs:
-        assert wait_for(lambda: len(server.live_pids(run_id)) >= 4, timeout=30)
+        assert wait_until(lambda: len(server.live_pids(run_id)) >= 4, timeout=30)
     pids = run_processes(server.pid)
     assert len(pids) >= 4 * len(runs)
     assert {_uid_of(pid) for pid in pids} == {user.uid}, "the run's processes are not the user's"
@@ -254,7 +241,7 @@ def test_stop_as_a_user_leaves_nothing(server, user):
     t0 = time.monotonic()
     r = requests.post(f"{srv.url}/api/runs/{run_id}/stop", timeout=10)
     assert r.status_code == 200, r.text
-    assert wait_for(lambda: not any(_alive(p) for p in pids), timeout=2.0, step=0.005), \
+    assert wait_until(lambda: not any(_alive(p) for p in pids), timeout=2.0, step=0.005), \
         [p for p in pids if _alive(p)]
     took = time.monotonic() - t0
     run = srv.get(f"/api/runs/{run_id}")
@@ -269,7 +256,7 @@ def test_server_signalled_as_a_user_leaves_nothing(server, user, sig):
     os.kill(srv.pid, sig)
     # SIGTERM: the server ends its runs itself; SIGKILL: its watchdog sweeps them.
     limit = 2.0 if sig == signal.SIGTERM else 3.0
-    assert wait_for(lambda: not run_processes(srv.pid), timeout=limit, step=0.005), \
+    assert wait_until(lambda: not run_processes(srv.pid), timeout=limit, step=0.005), \
         run_processes(srv.pid)
     took = time.monotonic() - t0
     assert srv.proc.wait(timeout=5) in ((0, 128 + sig) if sig == signal.SIGTERM else (-sig,))
@@ -286,12 +273,7 @@ def test_orphans_of_a_watched_program_end_with_it_as_a_user(user):
                     user.python, script, "hold", "1")
     proc = subprocess.Popen(cmd, cwd=user.root, env=user.env(), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = finish(proc, 60)
     assert proc.returncode == 0, err.decode()
     run = json.loads(out)
     orphan = next(int(l["text"].split()[1]) for l in run["output"] if l["text"].startswith("orphan"))

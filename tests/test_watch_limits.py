@@ -19,6 +19,7 @@ from mpdash.dashboard import Dashboard
 from mpdash.engine import limits, program
 from mpdash.runs import PROJECT_ROOT
 from mpdash.state import Limits
+from tests.conftest import finish
 from tests.leaks import assert_none_left
 
 SCRIPTS = os.path.join(PROJECT_ROOT, "tests", "scripts")
@@ -30,12 +31,7 @@ def _watch(tmp_path, *command, options=(), timeout=90, cwd=PROJECT_ROOT):
     env = {**os.environ, "PYTHONPATH": PROJECT_ROOT}
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, err = finish(proc, timeout)
     assert_none_left(proc.pid)
     return proc.returncode, (json.loads(out) if out.strip() else None), err.decode()
 
@@ -104,7 +100,7 @@ def test_max_procs_8_stops_the_program_and_says_so(tmp_path):
 
 
 def test_max_rss_stops_the_program(tmp_path):
-    code, run, err = _watch(tmp_path, sys.executable, os.path.join(SCRIPTS, "hog.py"), "80", "3",
+    code, run, err = _watch(tmp_path, sys.executable, os.path.join(PROJECT_ROOT, "tests", "programs", "hog.py"), "80", "3",
                             options=("--max-rss", "150M"))
     assert run["state"] == "stopped" and run["rss_limit"] == 150 * 2**20
     assert run["error"].startswith("memory limit: ") and "(limit 150 MiB)" in run["error"]

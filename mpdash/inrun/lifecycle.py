@@ -85,10 +85,8 @@ _WORKER_MARKS = (b"--multiprocessing-fork", b"loky.backend.popen_loky")
 
 def _role_from_cmdline() -> tuple[str, str | None]:
     """(role, helper name) of a process the server did not start itself."""
-    try:
-        with open("/proc/self/cmdline", "rb") as f:
-            cmdline = f.read()
-    except OSError:
+    cmdline = _own_cmdline()
+    if cmdline is None:
         return role.WORKER, None
     for helper in (b"resource_tracker", b"forkserver"):
         if helper in cmdline:
@@ -116,13 +114,17 @@ def _after_fork_in_child() -> None:
     channel.send(protocol.HELLO, **hello)
 
 
-def _own_argv() -> list[str] | None:
-    """This process's command line as /proc has it (the server's own read of a child)."""
+def _own_cmdline() -> bytes | None:
     try:
         with open("/proc/self/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
+            return f.read()
     except OSError:
         return None
+
+
+def _own_argv() -> list[str] | None:
+    """This process's command line as /proc has it (the server's own read of a child)."""
+    args = (_own_cmdline() or b"").split(b"\0")
     if args and args[-1] == b"":
         args.pop()
     return [a.decode(errors="replace") for a in args] or None

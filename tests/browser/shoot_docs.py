@@ -48,14 +48,21 @@ def run_to_the_end(page) -> None:
     page.evaluate("window.scrollTo(0, 0)")
 
 
+def open_shot(browser, base: str, viewport: dict, theme: str = "light"):
+    """A fresh context in ``theme``, presentation off (a test may toggle it), at the page,
+    connected: (context, page)."""
+    context = browser.new_context(viewport=viewport)
+    context.add_init_script(f"localStorage.setItem('mpdash.theme', '{theme}');"
+                            "localStorage.setItem('mpdash.presentation', '0');")
+    page = context.new_page()
+    page.goto(base + "/")
+    page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
+    return context, page
+
+
 def shoot_verdicts(browser, base: str) -> None:
     for name, (lesson, params) in VERDICTS.items():
-        context = browser.new_context(viewport=PROJECTOR)
-        context.add_init_script("localStorage.setItem('mpdash.theme', 'light');"
-                                "localStorage.setItem('mpdash.presentation', '0');")
-        page = context.new_page()
-        page.goto(base + "/")
-        page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
+        context, page = open_shot(browser, base, PROJECTOR)
         page.click(f'[data-testid="lesson-{lesson}"]')
         for key, value in params.items():
             fill(page, key, value)
@@ -71,12 +78,8 @@ def shoot(base: str) -> None:
         browser = pw.chromium.launch(executable_path=os.environ.get("MPDASH_CHROMIUM", "/usr/bin/chromium"),
                                      args=CHROMIUM_ARGS)
         for name, (presenting, theme) in LOOKS.items():
-            context = browser.new_context(viewport=PROJECTOR if presenting else {"width": 1600, "height": 1000})
-            context.add_init_script(f"localStorage.setItem('mpdash.theme', '{theme}');"
-                                    "localStorage.setItem('mpdash.presentation', '0');")
-            page = context.new_page()
-            page.goto(base + "/")
-            page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
+            context, page = open_shot(browser, base, PROJECTOR if presenting else
+                                      {"width": 1600, "height": 1000}, theme)
             page.click('[data-testid="lesson-pool-map"]')
             fill(page, "spin", "0.25")
             fill(page, "items", "12")
@@ -141,12 +144,7 @@ def shoot_pitfalls(base: str) -> None:
         browser = pw.chromium.launch(executable_path=os.environ.get("MPDASH_CHROMIUM", "/usr/bin/chromium"),
                                      args=CHROMIUM_ARGS)
         for lesson, act in PITFALL_SHOTS.items():
-            context = browser.new_context(viewport={"width": 1600, "height": 1300})
-            context.add_init_script("localStorage.setItem('mpdash.theme', 'light');"
-                                    "localStorage.setItem('mpdash.presentation', '0');")
-            page = context.new_page()
-            page.goto(base + "/")
-            page.wait_for_function("() => window.mpdash && window.mpdash.store.connected")
+            context, page = open_shot(browser, base, {"width": 1600, "height": 1300})
             page.click(f'[data-testid="lesson-{lesson}"]')
             page.wait_for_selector(f'#code[data-lesson="{lesson}"]')
             if lesson != "main-guard":
